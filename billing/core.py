@@ -1,0 +1,75 @@
+"""Wiring of the billing core: the database engine, the clock and the tariff book.
+
+Channels hold one `Core` per process and open a unit of work per request.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from .clock import SystemClock
+from .tariffs import TariffBook, load_tariffs
+from .uow import UnitOfWork
+
+DEFAULT_DB_PATH = Path("var") / "selfcare.db"
+
+
+def default_db_url() -> str:
+    return os.environ.get("SELFCARE_DB") or f"sqlite:///{DEFAULT_DB_PATH}"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=40)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        # pysqlite's own transaction handling defers BEGIN; take it over so writers serialise
+        # on BEGIN IMMEDIATE instead of failing on a lock upgrade half-way through.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+
+
+class Core:
+    def __init__(self, db_url: str | None = None, clock=None, tariffs: TariffBook | None = None):
+        self.db_url = db_url or default_db_url()
+        self.engine = make_engine(self.db_url)
+        self.clock = clock or SystemClock()
+        self.tariffs = tariffs or load_tariffs()
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self._sessions, self.clock, self.tariffs)
+
+    def upgrade_schema(self) -> None:
+        from .migrate import upgrade
+
+        upgrade(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

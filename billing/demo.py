@@ -1,0 +1,59 @@
+"""Demo subscribers, cards and figures, so the service answers something on a fresh install."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from . import lines, payments
+from .models import ScratchCard, Subscriber
+
+PREPAID = (
+    # msisdn, language, tariff, top-up today (AZN), days in network
+    ("+994501234567", "az", "klass", "12.48", 400),
+    ("+994502223344", "en", "super", "3.75", 120),
+    ("+994503334455", "ru", "klass", "0.84", 45),
+)
+POSTPAID = (
+    # msisdn, language, tariff, billed, current, advance, bill day
+    ("+994551234567", "az", "biznes", "25.30", "7.15", "5.00", 10),
+    ("+994552223344", "ru", "biznes", "0.00", "12.40", "0.00", 18),
+)
+CARDS = (
+    ("1000000001", "12345678", "5.00"),
+    ("1000000002", "87654321", "10.00"),
+)
+
+
+def _exists(uow, msisdn: str) -> bool:
+    return uow.session.scalar(select(Subscriber.id).where(Subscriber.msisdn == msisdn)) is not None
+
+
+def load_demo(core) -> list[str]:
+    """Idempotent: what already exists is left as it is. Returns what was added."""
+    added = []
+    today = core.clock.now().date()
+    for msisdn, lang, tariff, topup, days in PREPAID:
+        with core.uow() as uow:
+            if _exists(uow, msisdn):
+                continue
+            lines.add_subscriber(uow, msisdn, "prepaid", tariff=tariff, language=lang,
+                                 activated=today - timedelta(days=days))
+        with core.uow() as uow:
+            payments.topup(uow, msisdn, Decimal(topup), key=f"demo:topup:{msisdn}")
+        added.append(msisdn)
+    for msisdn, lang, tariff, billed, current, advance, bill_day in POSTPAID:
+        with core.uow() as uow:
+            if _exists(uow, msisdn):
+                continue
+            lines.add_subscriber(uow, msisdn, "postpaid", tariff=tariff, language=lang,
+                                 activated=today - timedelta(days=300), billed=Decimal(billed),
+                                 current=Decimal(current), advance=Decimal(advance), bill_day=bill_day)
+        added.append(msisdn)
+    for serial, pin, value in CARDS:
+        with core.uow() as uow:
+            if uow.session.scalar(select(ScratchCard.id).where(ScratchCard.serial == serial)) is None:
+                payments.add_card(uow, serial, pin, value)
+                added.append(serial)
+    return added

@@ -1,0 +1,77 @@
+"""Domain errors. Each channel turns them into its own answer (a prompt, SMS text, END ..., HTTP)."""
+
+
+class BillingError(Exception):
+    code = "error"
+
+
+class InvalidMsisdn(BillingError):
+    code = "invalid-msisdn"
+
+
+class InvalidAmount(BillingError):
+    code = "invalid-amount"
+
+
+class InvalidLanguage(BillingError):
+    code = "invalid-language"
+
+
+class InvalidSerial(BillingError):
+    code = "invalid-serial"
+
+
+class UnknownSubscriber(BillingError):
+    code = "unknown-subscriber"
+
+
+class SubscriberExists(BillingError):
+    code = "subscriber-exists"
+
+
+class UnknownTariff(BillingError):
+    code = "unknown-tariff"
+
+
+class WrongPlan(BillingError):
+    """The line is on the other plan (a postpaid caller on 2112, a prepaid one on 650)."""
+
+    code = "wrong-plan"
+
+    def __init__(self, message: str, plan: str):
+        super().__init__(message)
+        self.plan = plan
+
+
+class LineNotActive(BillingError):
+    code = "line-not-active"
+
+
+class InsufficientBalance(BillingError):
+    code = "insufficient-balance"
+
+
+class UnknownCard(BillingError):
+    code = "unknown-card"
+
+
+class CardAlreadyUsed(BillingError):
+    code = "card-used"
+
+
+class WrongPin(BillingError):
+    code = "wrong-pin"
+
+
+class AccessDenied(BillingError):
+    code = "access-denied"
+
+
+class InvalidTariffData(BillingError):
+    code = "invalid-tariff-data"
+
+
+class InvalidInput(BillingError):
+    """A value outside what the rules allow (a bill day of 30, a language of 'de', ...)."""
+
+    code = "invalid-input"

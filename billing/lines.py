@@ -1,0 +1,153 @@
+"""Subscriber lines: finding them, opening them, and the settings a subscriber may change."""
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from . import ledger
+from .billrun import last_cutoff
+from .errors import InvalidInput, InvalidLanguage, SubscriberExists, UnknownSubscriber, WrongPlan
+from .models import Subscriber
+from .msisdn import mask, normalize
+from .tariffs import LANGUAGES, PLANS
+
+log = logging.getLogger("billing.lines")
+
+STATUSES = ("active", "suspended-one-way", "suspended-two-way")
+BILL_DAYS = range(4, 25)  # seed 000: billing runs between the 4th and the 24th
+
+
+def find(uow, msisdn: str, *, lock: bool = False) -> Subscriber:
+    number = normalize(msisdn)
+    query = select(Subscriber).where(Subscriber.msisdn == number)
+    if lock:
+        query = query.with_for_update()
+    line = uow.session.scalar(query)
+    if line is None:
+        raise UnknownSubscriber(f"{number} is not a subscriber of this network")
+    return line
+
+
+def require_plan(line: Subscriber, plan: str) -> None:
+    if line.plan != plan:
+        raise WrongPlan(f"{line.msisdn} is a {line.plan} line, this service is for {plan} lines", plan=line.plan)
+
+
+def extend_validity(uow, line: Subscriber, amount: Decimal, today: date) -> None:
+    """A prepaid top-up keeps the balance usable for the tier's days; never shortens it."""
+    days = uow.tariffs.validity_days(amount)
+    if days == 0:
+        return
+    new_expiry = today + timedelta(days=days)
+    if line.balance_expires is None or new_expiry > line.balance_expires:
+        line.balance_expires = new_expiry
+    line.subscription_ends = line.balance_expires + timedelta(days=uow.tariffs.subscription_grace_days)
+
+
+def add_subscriber(
+    uow,
+    msisdn: str,
+    plan: str,
+    *,
+    tariff: str | None = None,
+    balance: Decimal = Decimal(0),
+    language: str = "az",
+    activated: date | None = None,
+    billed: Decimal = Decimal(0),
+    current: Decimal = Decimal(0),
+    advance: Decimal = Decimal(0),
+    bill_day: int | None = None,
+    status: str = "active",
+    roaming: bool = False,
+) -> Subscriber:
+    number = normalize(msisdn)
+    if plan not in PLANS:
+        raise InvalidInput(f"plan must be one of {', '.join(PLANS)}, not {plan!r}")
+    check_language(language)
+    check_status(status)
+    book_tariff = uow.tariffs.get(tariff) if tariff else uow.tariffs.default_for(plan)
+    if book_tariff.plan != plan:
+        raise InvalidInput(f"tariff {book_tariff.name!r} is a {book_tariff.plan} tariff, not {plan}")
+    if plan == "postpaid":
+        bill_day = 10 if bill_day is None else bill_day
+        if bill_day not in BILL_DAYS:
+            raise InvalidInput(f"bill day must be between 4 and 24, not {bill_day}")
+    elif any((billed, current, advance, bill_day)):
+        raise InvalidInput("billed/current/advance/bill day are postpaid figures")
+    if plan == "postpaid" and balance:
+        raise InvalidInput("a postpaid line has no prepaid balance: use --advance")
+    if uow.session.scalar(select(Subscriber.id).where(Subscriber.msisdn == number)) is not None:
+        raise SubscriberExists(f"{number} already exists")
+    now = uow.clock.now()
+    line = Subscriber(
+        msisdn=number,
+        plan=plan,
+        status=status,
+        language=language,
+        tariff=book_tariff.name,
+        roaming=roaming,
+        notify_balance=True,
+        activated_on=activated or now.date(),
+        balance_units=0,
+        billed_units=0,
+        current_units=0,
+        advance_units=0,
+        bill_day=bill_day,
+    )
+    uow.session.add(line)
+    uow.session.flush()
+    op = ledger.open_operation(uow, f"open:{number}:{now.isoformat()}", "open", line)
+    for account, amount in (("balance", balance), ("billed", billed), ("current", current), ("advance", advance)):
+        ledger.post(uow, line, account, amount, op, "opening")
+    if plan == "prepaid":
+        line.balance_expires = line.activated_on
+        extend_validity(uow, line, balance, line.activated_on)
+        if line.subscription_ends is None:
+            line.subscription_ends = line.activated_on + timedelta(days=uow.tariffs.subscription_grace_days)
+    else:
+        # The figures given at opening are the current cycle's: it began at the last cut-off.
+        line.last_bill_run = last_cutoff(bill_day, now)
+    uow.commit()
+    log.info("line opened %s plan=%s tariff=%s", mask(number), plan, book_tariff.name)
+    return line
+
+
+def check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise InvalidLanguage(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
+
+
+def check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+
+
+def set_language(uow, msisdn: str, language: str) -> None:
+    check_language(language)
+    line = find(uow, msisdn, lock=True)
+    line.language = language
+    uow.commit()
+    log.info("language %s for %s", language, mask(line.msisdn))
+
+
+def set_balance_notifications(uow, msisdn: str, on: bool) -> None:
+    line = find(uow, msisdn, lock=True)
+    line.notify_balance = bool(on)
+    uow.commit()
+    log.info("balance-change SMS %s for %s", "on" if on else "off", mask(line.msisdn))
+
+
+def set_status(uow, msisdn: str, status: str) -> None:
+    check_status(status)
+    line = find(uow, msisdn, lock=True)
+    line.status = status
+    uow.commit()
+
+
+def set_roaming(uow, msisdn: str, roaming: bool) -> None:
+    line = find(uow, msisdn, lock=True)
+    line.roaming = bool(roaming)
+    uow.commit()

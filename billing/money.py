@@ -1,0 +1,65 @@
+"""Exact AZN amounts.
+
+Amounts are `Decimal` with four places (the operator lists 0.0236 AZN) and are stored as integer
+units of 0.0001 AZN, so no float ever touches money. Rounding to qəpik (0.01) happens only for
+display and speech, half up, as subscribers expect from a price list.
+"""
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from .errors import InvalidAmount
+
+UNITS_PER_AZN = 10_000
+PLACES = Decimal("0.0001")
+QEPIK = Decimal("0.01")
+ZERO = Decimal("0.0000")
+MAX_AMOUNT = Decimal("1000000")
+
+
+def parse_amount(text: str | Decimal | int, *, allow_zero: bool = True) -> Decimal:
+    """An amount typed by an operator or carried in data: '12.5', '0.0236'; never negative."""
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidAmount(f"not an amount: {text!r} (use AZN with a dot, e.g. 12.50)") from None
+    if not value.is_finite():
+        raise InvalidAmount(f"not an amount: {text!r}")
+    if value < 0:
+        raise InvalidAmount(f"amount must not be negative: {text}")
+    if value == 0 and not allow_zero:
+        raise InvalidAmount("amount must be greater than zero")
+    if value != value.quantize(PLACES):
+        raise InvalidAmount(f"at most 4 decimal places: {text}")
+    if value > MAX_AMOUNT:
+        raise InvalidAmount(f"amount too large: {text}")
+    return value.quantize(PLACES)
+
+
+def to_units(amount: Decimal) -> int:
+    return int((amount * UNITS_PER_AZN).to_integral_exact())
+
+
+def from_units(units: int) -> Decimal:
+    return (Decimal(units) / UNITS_PER_AZN).quantize(PLACES)
+
+
+def to_qepik(amount: Decimal) -> Decimal:
+    return amount.quantize(QEPIK, rounding=ROUND_HALF_UP)
+
+
+def fmt_azn(amount: Decimal) -> str:
+    """'12.50': what a subscriber reads; rounded half up to qəpik."""
+    return f"{to_qepik(amount):.2f}"
+
+
+def fmt_exact(amount: Decimal) -> str:
+    """'12.4800': the stored value, for machine-readable output."""
+    return f"{amount.quantize(PLACES):.4f}"
+
+
+def manat_qepik(amount: Decimal) -> tuple[int, int]:
+    """(manat, qəpik) after rounding half up, for speech."""
+    rounded = to_qepik(abs(amount))
+    manat = int(rounded)
+    return manat, int((rounded - manat) * 100)

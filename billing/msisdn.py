@@ -1,0 +1,42 @@
+"""Subscriber numbers: accepted in the four forms people type, stored in E.164."""
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from .errors import InvalidMsisdn
+
+_FORMS = (
+    (re.compile(r"^\+994\d{9}$"), lambda s: s),
+    (re.compile(r"^994\d{9}$"), lambda s: "+" + s),
+    (re.compile(r"^0\d{9}$"), lambda s: "+994" + s[1:]),
+    (re.compile(r"^\d{9}$"), lambda s: "+994" + s),
+)
+
+
+def normalize(text: str) -> str:
+    """'+994501234567', '994501234567', '0501234567' or '501234567' -> '+994501234567'."""
+    compact = re.sub(r"[\s\-()]", "", str(text or ""))
+    for pattern, to_e164 in _FORMS:
+        if pattern.match(compact):
+            candidate = to_e164(compact)
+            break
+    else:
+        raise InvalidMsisdn(
+            f"not a mobile number: {text!r} (use +994501234567, 994501234567, 0501234567 or 501234567)"
+        )
+    parsed = phonenumbers.parse(candidate, None)
+    if phonenumbers.number_type(parsed) not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
+        raise InvalidMsisdn(f"not an Azerbaijani mobile number: {text!r}")
+    return candidate
+
+
+def mask(msisdn: str) -> str:
+    """For logs: enough to correlate, not enough to identify."""
+    if not msisdn or len(msisdn) < 8:
+        return "***"
+    return msisdn[:6] + "***" + msisdn[-4:]

@@ -1,0 +1,66 @@
+"""The one place that computes what a subscriber is told about their money.
+
+IVR, SMS, USSD and the CLI all call `balance_report`, so the same question gets the same figures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from . import lines
+from .ledger import account_value
+from .models import Subscriber
+from .tariffs import Tariff
+
+
+@dataclass(frozen=True)
+class BalanceReport:
+    msisdn: str
+    plan: str
+    status: str
+    language: str
+    tariff: Tariff
+    roaming: bool
+    notify_balance: bool
+    activated_on: date
+    # prepaid
+    balance: Decimal | None = None
+    balance_expires: date | None = None
+    subscription_ends: date | None = None
+    # postpaid
+    billed: Decimal | None = None
+    current: Decimal | None = None
+    advance: Decimal | None = None
+    bill_day: int | None = None
+
+
+def report_for(uow, line: Subscriber) -> BalanceReport:
+    common = dict(
+        msisdn=line.msisdn,
+        plan=line.plan,
+        status=line.status,
+        language=line.language,
+        tariff=uow.tariffs.get(line.tariff),
+        roaming=line.roaming,
+        notify_balance=line.notify_balance,
+        activated_on=line.activated_on,
+    )
+    if line.plan == "prepaid":
+        return BalanceReport(
+            **common,
+            balance=account_value(line, "balance"),
+            balance_expires=line.balance_expires,
+            subscription_ends=line.subscription_ends,
+        )
+    return BalanceReport(
+        **common,
+        billed=account_value(line, "billed"),
+        current=account_value(line, "current"),
+        advance=account_value(line, "advance"),
+        bill_day=line.bill_day,
+    )
+
+
+def balance_report(uow, msisdn: str) -> BalanceReport:
+    return report_for(uow, lines.find(uow, msisdn))

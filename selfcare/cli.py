@@ -1,0 +1,229 @@
+"""`selfcare`: the operator's shell onto the platform. Every command goes through the same
+services as the channels, so what it prints is what a subscriber would get."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+from datetime import date
+
+import click
+
+from billing import services
+from billing.clock import FixedClock, parse_now
+from billing.core import Core
+from billing.errors import BillingError
+from billing.money import fmt_exact, parse_amount
+
+
+class Context:
+    def __init__(self, db_url: str | None, now: str | None):
+        self.db_url = db_url
+        self.clock = FixedClock(parse_now(now)) if now else None
+        self._core: Core | None = None
+
+    @property
+    def core(self) -> Core:
+        if self._core is None:
+            self._core = Core(self.db_url, clock=self.clock)
+        return self._core
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+class SelfcareGroup(click.Group):
+    """Turns domain errors into one clear line on stderr and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BillingError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=SelfcareGroup)
+@click.option("--db", "db_url", envvar="SELFCARE_DB", help="SQLAlchemy URL (default: sqlite:///var/selfcare.db)")
+@click.option("--now", help="a fixed clock, ISO-8601 (operator local time), for drills and tests")
+@click.option("-v", "--verbose", is_flag=True, help="log every decision to stderr")
+@click.pass_context
+def cli(ctx, db_url, now, verbose):
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ctx.obj = Context(db_url, now)
+
+
+@cli.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(c: Context):
+    """Create or migrate the schema to the newest revision."""
+    c.core.upgrade_schema()
+    click.echo(f"schema up to date at {c.core.engine.url.render_as_string(hide_password=True)}")
+
+
+@cli.command()
+@pass_ctx
+def demo(c: Context):
+    """Load demo subscribers, tariffs and cards (idempotent)."""
+    from billing.demo import load_demo
+
+    added = load_demo(c.core)
+    click.echo(f"demo data ready ({len(added)} added)")
+
+
+@cli.group()
+def subscriber():
+    """Subscriber lines."""
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date: {value!r} (use YYYY-MM-DD)") from None
+
+
+def _amount(value: str | None):
+    return None if value is None else parse_amount(value)
+
+
+@subscriber.command("add")
+@click.argument("msisdn")
+@click.option("--plan", type=click.Choice(["prepaid", "postpaid"]), required=True)
+@click.option("--balance", default="0")
+@click.option("--lang", "language", type=click.Choice(["az", "en", "ru"]), default="az")
+@click.option("--tariff")
+@click.option("--activated", help="YYYY-MM-DD")
+@click.option("--billed")
+@click.option("--current")
+@click.option("--advance")
+@click.option("--bill-day", type=int)
+@click.option("--status", type=click.Choice(["active", "suspended-one-way", "suspended-two-way"]), default="active")
+@click.option("--roaming/--no-roaming", default=False)
+@pass_ctx
+def subscriber_add(c: Context, msisdn, plan, balance, language, tariff, activated, billed, current, advance,
+                   bill_day, status, roaming):
+    """Open a line."""
+    from decimal import Decimal
+
+    with c.core.uow() as uow:
+        line = services.add_subscriber(
+            uow, msisdn, plan, tariff=tariff, balance=parse_amount(balance), language=language,
+            activated=_date(activated), billed=_amount(billed) or Decimal(0),
+            current=_amount(current) or Decimal(0), advance=_amount(advance) or Decimal(0),
+            bill_day=bill_day, status=status, roaming=roaming,
+        )
+    click.echo(f"added {line.msisdn} ({plan}, {line.tariff})")
+
+
+def report_json(report) -> dict:
+    out = {
+        "msisdn": report.msisdn, "plan": report.plan, "status": report.status,
+        "language": report.language, "tariff": report.tariff.name, "roaming": report.roaming,
+        "notify_balance": report.notify_balance, "activated": report.activated_on.isoformat(),
+    }
+    if report.plan == "prepaid":
+        out.update(balance=fmt_exact(report.balance),
+                   balance_expires=report.balance_expires.isoformat() if report.balance_expires else None,
+                   subscription_ends=report.subscription_ends.isoformat() if report.subscription_ends else None)
+    else:
+        out.update(billed=fmt_exact(report.billed), current=fmt_exact(report.current),
+                   advance=fmt_exact(report.advance), bill_day=report.bill_day)
+    return out
+
+
+@subscriber.command("show")
+@click.argument("msisdn")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def subscriber_show(c: Context, msisdn, as_json):
+    """A line's figures, exactly as the channels compute them."""
+    with c.core.uow() as uow:
+        data = report_json(services.balance_report(uow, msisdn))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key:18} {value}")
+
+
+@cli.group()
+def card():
+    """Scratch cards."""
+
+
+@card.command("add")
+@click.argument("serial")
+@click.option("--pin", required=True)
+@click.option("--value", required=True, help="face value in AZN")
+@pass_ctx
+def card_add(c: Context, serial, pin, value):
+    """Import a scratch card (10-digit serial)."""
+    with c.core.uow() as uow:
+        services.add_card(uow, serial, pin, value)
+    click.echo(f"card {serial} added")
+
+
+@cli.command()
+@click.argument("msisdn")
+@click.argument("amount")
+@click.option("--key", help="idempotency key (default: a new one per invocation)")
+@pass_ctx
+def topup(c: Context, msisdn, amount, key):
+    """Top up a prepaid balance (a payment on a postpaid line)."""
+    with c.core.uow() as uow:
+        result = services.topup(uow, msisdn, amount, key or f"cli:topup:{uuid.uuid4()}")
+    with c.core.uow() as uow:
+        data = report_json(services.balance_report(uow, msisdn))
+    note = " (already applied)" if result.duplicate else ""
+    figure = data.get("balance") or data.get("advance")
+    click.echo(f"topped up {result.amount:.2f} AZN{note}; {'balance' if 'balance' in data else 'advance'} {figure}")
+
+
+@cli.command()
+@pass_ctx
+def audit(c: Context):
+    """Check every line's balances against its ledger; exit 1 when any differs."""
+    with c.core.uow() as uow:
+        problems = services.audit(uow)
+        lines = services.count_lines(uow)
+    for p in problems:
+        click.echo(f"MISMATCH {p.msisdn} {p.account}: stored {p.stored} ledger {p.ledger}")
+    if problems:
+        sys.exit(1)
+    click.echo(f"ok: {lines} lines, every balance equals its ledger")
+
+
+@cli.command("bill-run")
+@pass_ctx
+def bill_run(c: Context):
+    """Close every postpaid bill cycle whose cut-off (bill day, 23:00) has passed."""
+    with c.core.uow() as uow:
+        closed = services.run_due_bill_cycles(uow)
+    click.echo(f"{closed} bill cycles closed")
+
+
+@cli.command()
+@pass_ctx
+def serve(c: Context):
+    """FastAGI on $SELFCARE_AGI and HTTP on $SELFCARE_HTTP, plus the background worker."""
+    from selfcare.serve import serve_forever
+
+    serve_forever(c.core)
+
+
+def main():
+    cli(prog_name="selfcare")
+
+
+if __name__ == "__main__":
+    main()

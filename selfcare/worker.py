@@ -1,0 +1,36 @@
+"""What time triggers: bill runs and the outbox (and the jobs other rules add to JOBS)."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from billing import services
+
+log = logging.getLogger("selfcare.worker")
+
+# (name, function taking the core) run once per tick, in order.
+JOBS: list = [
+    ("bill-runs", lambda core: _in_uow(core, services.run_due_bill_cycles)),
+]
+
+
+def _in_uow(core, fn):
+    with core.uow() as uow:
+        return fn(uow)
+
+
+def run_once(core) -> dict:
+    done = {}
+    for name, job in JOBS:
+        try:
+            done[name] = job(core)
+        except Exception:  # one failing job must not stop the others
+            log.exception("worker job %s failed", name)
+            done[name] = None
+    return done
+
+
+def run_forever(core, stop: threading.Event, tick_seconds: float = 5.0) -> None:
+    while not stop.is_set():
+        run_once(core)
+        stop.wait(tick_seconds)
