@@ -5,7 +5,7 @@ import logging
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from . import ledger
 from .billrun import last_cutoff
@@ -20,12 +20,13 @@ STATUSES = ("active", "suspended-one-way", "suspended-two-way")
 BILL_DAYS = range(4, 25)  # seed 000: billing runs between the 4th and the 24th
 
 
+_BY_NUMBER = select(Subscriber).where(Subscriber.msisdn == bindparam("msisdn"))
+_BY_NUMBER_LOCKED = _BY_NUMBER.with_for_update()
+
+
 def find(uow, msisdn: str, *, lock: bool = False) -> Subscriber:
     number = normalize(msisdn)
-    query = select(Subscriber).where(Subscriber.msisdn == number)
-    if lock:
-        query = query.with_for_update()
-    line = uow.session.scalar(query)
+    line = uow.session.execute(_BY_NUMBER_LOCKED if lock else _BY_NUMBER, {"msisdn": number}).scalar()
     if line is None:
         raise UnknownSubscriber(f"{number} is not a subscriber of this network")
     return line

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from .ledger import find_operation
+from .ledger import find_operation, open_operation
 from .models import Operation
 
 
@@ -13,12 +13,7 @@ def recall_reply(uow, key: str) -> str | None:
 
 
 def remember_reply(uow, key: str, text: str) -> None:
-    """Attach the reply to the request's operation (created on the spot for requests that charged nothing)."""
-    updated = uow.session.execute(update(Operation).where(Operation.key == key).values(reply=text)).rowcount
-    if not updated:
-        from .ledger import open_operation
-
-        op = open_operation(uow, key, "reply")
-        if op is not None:
-            op.reply = text
+    """Attach the reply to the request's operation (claimed on the spot for requests that charged nothing)."""
+    open_operation(uow, key, "reply")
+    uow.session.execute(update(Operation).where(Operation.key == key).values(reply=text))
     uow.commit()

@@ -17,7 +17,7 @@ class UnitOfWork:
 
     def __exit__(self, *exc) -> None:
         # Anything not committed explicitly is thrown away: a half-done request changes nothing.
-        self.session.rollback()
+        # close() rolls the transaction back without expiring what was read, so results stay usable.
         self.session.close()
 
     def commit(self) -> None:

@@ -213,6 +213,21 @@ def bill_run(c: Context):
 
 
 @cli.command()
+@click.argument("kind", type=click.Choice(["amount", "date"]))
+@click.argument("value")
+@click.option("--lang", type=click.Choice(["az", "en", "ru"]), default="az")
+def say(kind, value, lang):
+    """The words the IVR speaks for an amount (AZN) or a date (YYYY-MM-DD)."""
+    from ivr.say import say_words
+
+    try:
+        click.echo(say_words(kind, value, lang))
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@cli.command()
 @pass_ctx
 def serve(c: Context):
     """FastAGI on $SELFCARE_AGI and HTTP on $SELFCARE_HTTP, plus the background worker."""

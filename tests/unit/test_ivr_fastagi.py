@@ -1,0 +1,228 @@
+"""The FastAGI server over real TCP, against a mocked Asterisk replaying the Asterisk 22 reply forms."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from ivr import flows
+from ivr.fastagi import FastAgiServer, service_from_script
+
+from tests.unit.ivr_support import (
+    POSTPAID_RU,
+    PREPAID_AZ,
+    MockAsterisk,
+    ScriptedCaller,
+    env_for,
+    make_core,
+    report,
+    transcript_replies,
+)
+
+DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
+ALL_DIGITS = '"0123456789*#"'
+
+
+@pytest.fixture
+def core(tmp_path):
+    core = make_core(tmp_path)
+    try:
+        yield core
+    finally:
+        core.dispose()
+
+
+@pytest.fixture
+def server(core):
+    threads_before = set(threading.enumerate())
+    server = FastAgiServer(core, "127.0.0.1", 0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert leftover == [], f"threads left behind: {leftover}"
+
+
+def place_call(server, caller=PREPAID_AZ, script="2112", keys="", overrides=None, **options) -> MockAsterisk:
+    asterisk = MockAsterisk(ScriptedCaller(keys, overrides))
+    return asterisk.call(server.address, env_for(script, caller), **options)
+
+
+def wait_until_idle(server, timeout_s=5.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while server.live_calls() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.live_calls()
+
+
+# -- a whole call ------------------------------------------------------------------------------
+
+def test_a_2112_call_speaks_the_protocol_and_the_server_closes_the_socket(server, core):
+    asterisk = place_call(server, keys="9")
+    commands = asterisk.commands
+    assert commands[:3] == ["ANSWER", 'SET VARIABLE "CHANNEL(language)" "az"', 'STREAM FILE welcome-2112 "" 0']
+    assert commands[-4:] == [f"STREAM FILE menu-main {ALL_DIGITS} 0", "WAIT FOR DIGIT 5000",
+                             'STREAM FILE goodbye "" 0', "HANGUP"]
+    assert "tariff-klass" in asterisk.streamed()
+    assert asterisk.closed_by_server
+    assert wait_until_idle(server) == 0
+
+
+@pytest.mark.parametrize("script", ["650", "/650", "balance?service=650", "ivr/650"])
+def test_routes_on_agi_network_script_including_a_query_string(server, script):
+    asterisk = place_call(server, caller=POSTPAID_RU, script=script, keys="9")
+    assert asterisk.streamed()[0] == "welcome-650"
+    assert asterisk.commands[1] == 'SET VARIABLE "CHANNEL(language)" "ru"'
+
+
+def test_service_from_script_reads_path_or_query():
+    assert [service_from_script(s) for s in ("2112", "/2112", "balance?service=650", "x/y/650")] == [
+        "2112", "2112", "650", "650"]
+
+
+def test_unknown_script_plays_service_unavailable_and_hangs_up(server):
+    asterisk = place_call(server, script="balance?service=999")
+    assert asterisk.commands == ['STREAM FILE service-unavailable "" 0', "HANGUP"]
+    assert asterisk.closed_by_server
+
+
+def test_a_language_chosen_by_dtmf_is_saved_and_set_on_the_channel(server, core):
+    asterisk = place_call(server, keys="239")
+    assert report(core, PREPAID_AZ).language == "ru"
+    assert 'SET VARIABLE "CHANNEL(language)" "ru"' in asterisk.commands
+    after = asterisk.commands[asterisk.commands.index('SET VARIABLE "CHANNEL(language)" "ru"') + 1]
+    assert after == 'STREAM FILE language-saved "" 0'
+
+
+# -- reply forms from the transcript ------------------------------------------------------------
+
+def test_escape_digit_during_the_menu_prompt_answers_the_menu(server):
+    interrupted = transcript_replies("5", 'STREAM FILE demo-congrats "0123456789*#"')  # result=53 ('5')
+    asterisk = place_call(server, keys="9", overrides={"STREAM FILE menu-main": interrupted})
+    first_menu = asterisk.commands.index(f"STREAM FILE menu-main {ALL_DIGITS} 0")
+    # '5' answered the menu at once (no WAIT FOR DIGIT); it is not an option, so invalid-choice
+    assert asterisk.commands[first_menu + 1] == 'STREAM FILE invalid-choice "" 0'
+    assert asterisk.streamed()[-1] == "goodbye"
+
+
+def test_wait_for_digit_timeout_plays_no_input_then_re_prompts(server):
+    asterisk = place_call(server, keys=" 9")
+    assert asterisk.streamed()[-4:] == ["menu-main", "no-input", "menu-main", "goodbye"]
+
+
+def test_510_mid_call_plays_service_unavailable_and_replies_stay_in_step(server):
+    asterisk = place_call(server, overrides={"SET VARIABLE": transcript_replies("5", "FOO BAR")})
+    assert asterisk.commands == ["ANSWER", 'SET VARIABLE "CHANNEL(language)" "az"',
+                                 'STREAM FILE service-unavailable "" 0', "HANGUP"]
+    assert asterisk.closed_by_server
+
+
+def test_520_multi_line_usage_is_read_whole_and_replies_stay_in_step(server):
+    usage = transcript_replies("5", "STREAM FILE")
+    asterisk = place_call(server, overrides={"ANSWER": usage})
+    # had the server read only the first 520 line, it would take usage text for later replies
+    assert asterisk.commands == ["ANSWER", 'STREAM FILE service-unavailable "" 0', "HANGUP"]
+    assert asterisk.closed_by_server
+
+
+def test_hangup_line_mid_command_ends_the_call_and_the_server_closes(server):
+    hangup_then_511 = transcript_replies("3", "GET DATA beep 10000 4", occurrence=1)  # HANGUP, 511
+    asterisk = place_call(server, keys="9", overrides={"STREAM FILE your-balance-is": hangup_then_511})
+    assert asterisk.commands[-1] == 'STREAM FILE your-balance-is "" 0'
+    assert asterisk.closed_by_server
+    assert wait_until_idle(server) == 0
+
+
+def test_hangup_line_after_a_complete_reply_ends_the_call(server):
+    asterisk = place_call(server, keys="9",
+                          overrides={"STREAM FILE welcome-2112": ["200 result=0 endpos=8000", "HANGUP"]})
+    # the HANGUP line is read as the first line of the next reply; that reply is consumed too
+    assert asterisk.commands[-1] == 'STREAM FILE your-balance-is "" 0'
+    assert "HANGUP" not in asterisk.commands
+    assert asterisk.closed_by_server
+
+
+def test_511_after_hangup_ends_the_call_without_more_commands(server):
+    asterisk = place_call(server, keys="9", overrides={"WAIT FOR DIGIT": [DEAD]})
+    assert asterisk.commands[-1] == "WAIT FOR DIGIT 5000"
+    assert asterisk.closed_by_server
+
+
+def test_result_minus_one_while_waiting_for_a_digit_is_a_hangup(server):
+    asterisk = place_call(server, keys="")  # ScriptedCaller answers WAIT FOR DIGIT with result=-1
+    assert asterisk.commands[-1] == "WAIT FOR DIGIT 5000"
+    assert asterisk.closed_by_server
+
+
+def test_eof_mid_call_ends_the_call_and_frees_its_thread(server):
+    asterisk = place_call(server, keys="9", hang_up_after=4)
+    assert asterisk.closed_by_server
+    assert wait_until_idle(server) == 0
+
+
+def test_a_missing_sound_file_does_not_end_the_call(server):
+    missing = transcript_replies("6", 'STREAM FILE custom/az/foo ""')  # 200 result=-1 endpos=0
+    asterisk = place_call(server, keys="9", overrides={"STREAM FILE welcome-2112": missing})
+    assert asterisk.streamed()[:2] == ["welcome-2112", "your-balance-is"]
+    assert asterisk.streamed()[-1] == "goodbye"
+
+
+@pytest.mark.parametrize("sent", [b"", b"agi_network: yes\nagi_network_script: 2112\n", b"\xff\xfe garbage"])
+def test_a_broken_environment_is_closed_cleanly(server, sent):
+    with socket.create_connection(server.address, timeout=5) as sock:
+        sock.sendall(sent)
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(100) == b""
+    assert wait_until_idle(server) == 0
+
+
+# -- load and lifecycle --------------------------------------------------------------------------
+
+def test_many_calls_at_once_all_complete(server):
+    results: list[MockAsterisk] = []
+    errors: list[BaseException] = []
+
+    def one_call():
+        try:
+            results.append(place_call(server, keys="9"))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    callers = [threading.Thread(target=one_call) for _ in range(100)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(30)
+    assert errors == []
+    assert len(results) == 100
+    assert all(r.streamed()[-1] == "goodbye" and r.closed_by_server for r in results)
+
+
+def test_stop_cuts_calls_in_progress_and_leaves_no_thread(core):
+    threads_before = set(threading.enumerate())
+    server = FastAgiServer(core, "127.0.0.1", 0).start()
+    held = socket.create_connection(server.address, timeout=5)
+    try:
+        held.sendall(("\n".join(env_for("2112", PREPAID_AZ)) + "\n\n").encode())
+        assert held.recv(100) == b"ANSWER\n"  # the call is live; Asterisk never answers it
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 5
+        assert held.recv(100) == b""
+    finally:
+        held.close()
+    assert [t for t in threading.enumerate() if t not in threads_before and t.is_alive()] == []
+
+
+def test_listen_backlog_is_large(core):
+    with FastAgiServer(core, "127.0.0.1", 0) as server:
+        assert server._server.request_queue_size >= 4096
+
+
+def test_server_refuses_to_start_when_a_flow_prompt_is_missing():
+    with pytest.raises(ValueError) as raised:
+        flows.check_flow_prompts(flows.static_prompt_ids() - {"goodbye"})
+    assert "goodbye" in str(raised.value)
