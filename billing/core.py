@@ -22,7 +22,7 @@ def default_db_url() -> str:
     return os.environ.get("SELFCARE_DB") or f"sqlite:///{DEFAULT_DB_PATH}"
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -42,14 +42,15 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers take no lock in WAL mode; writers queue on the one write lock up front.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, writer: bool = True) -> Engine:
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, writer=writer)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
@@ -62,9 +63,16 @@ class Core:
         self.clock = clock or SystemClock()
         self.tariffs = tariffs or load_tariffs()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: questions that change nothing must not queue behind writers for the write lock.
+        self.read_engine = make_engine(self.db_url, writer=False) if self.db_url.startswith("sqlite") else self.engine
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self._sessions, self.clock, self.tariffs)
+
+    def reader(self) -> UnitOfWork:
+        """A unit of work for questions only (reports, lookups); its commit changes nothing."""
+        return UnitOfWork(self._read_sessions, self.clock, self.tariffs)
 
     def upgrade_schema(self) -> None:
         from .migrate import upgrade
@@ -73,3 +81,4 @@ class Core:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()

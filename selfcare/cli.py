@@ -213,6 +213,24 @@ def bill_run(c: Context):
 
 
 @cli.command()
+@click.argument("from_")
+@click.argument("to")
+@click.option("--press", default="", help="digits keyed at each menu in turn; a space lets a menu time out")
+@pass_ctx
+def call(c: Context, from_, to, press):
+    """Run the real call flow on a simulated channel; print each prompt played: id, then its text."""
+    from ivr.simulate import simulate_call
+
+    try:
+        heard = simulate_call(c.core, from_, to, press=press)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for prompt_id, text in heard:
+        click.echo(f"{prompt_id}\t{text}")
+
+
+@cli.command()
 @click.argument("kind", type=click.Choice(["amount", "date"]))
 @click.argument("value")
 @click.option("--lang", type=click.Choice(["az", "en", "ru"]), default="az")

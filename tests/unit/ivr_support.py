@@ -13,6 +13,7 @@ import socket
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -33,8 +34,11 @@ POSTPAID_AZ = "+994551234567"
 
 # -- the transcript ------------------------------------------------------------------------------
 
+@lru_cache(maxsize=1)
 def transcript_sections() -> dict[str, list[tuple[str, str]]]:
-    """Section id ('1', '3', '5', ...) -> [(direction, line)], direction '<<' (Asterisk) or '>>' (us)."""
+    """Parsed once (ast.literal_eval is not safe to run from many threads at once on 3.11).
+
+    Section id ('1', '3', '5', ...) -> [(direction, line)], direction '<<' (Asterisk) or '>>' (us)."""
     sections: dict[str, list[tuple[str, str]]] = {}
     current = None
     for raw in TRANSCRIPT.read_text(encoding="utf-8").splitlines():

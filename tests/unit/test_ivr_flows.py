@@ -226,3 +226,9 @@ def test_simulate_call_refuses_keys_that_are_not_dtmf(core):
 
 def test_every_prompt_the_flows_can_play_is_in_the_catalogue(core):
     flows.check_startup(core)
+
+
+def test_a_call_cannot_loop_forever(core):
+    channel, outcome = call(core, PREPAID_AZ, "2112", "1" * (flows.MAX_STEPS_PER_CALL // 2 + 5))
+    assert channel.prompt_ids[-1] == "goodbye"
+    assert outcome == flows.GAVE_UP

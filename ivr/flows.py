@@ -1,0 +1,303 @@
+"""The call controllers for 2112 (prepaid) and 650 (postpaid).
+
+What the caller hears, in order:
+
+    welcome-2112 | welcome-650                  in the caller's saved language
+    line-suspended                               only when the line is not active
+    2112: your-balance-is <amount> your-tariff-is tariff-<name>
+          balance-expires-on <date> subscription-ends-on <date>
+    650:  billed-amount-is <amount> current-amount-is <amount> advance-payment-is <amount>
+    menu-main   1 repeat the figures
+                2 language      -> menu-language 1 az, 2 en, 3 ru -> language-saved
+                3 balance-change SMS off/on -> notifications-off | notifications-on
+                4 safety advice -> fraud-advice
+                9 goodbye
+    (3 tries, then goodbye; every choice but 9 comes back to menu-main)
+
+An unknown or withheld caller hears unknown-caller and the call ends; a postpaid caller on 2112
+hears use-650 (a prepaid one on 650, use-2112). A billing failure plays service-unavailable.
+Every figure comes from billing.services.balance_report, the function SMS and USSD use too.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from billing import services
+from billing.errors import BillingError
+from billing.msisdn import mask, normalize
+
+from .agi_shim import Hangup
+from .channel import Channel
+from .menu import EXHAUSTED, Menu, check_prompts, run_menu
+from .say import say_amount, say_date
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGE = "az"  # for callers we cannot look up: the operator's language
+WITHHELD_CALLER_IDS = {"", "unknown", "anonymous", "restricted", "private"}
+MAX_STEPS_PER_CALL = 200  # a caller may press 1 (repeat) many times, a bug may not loop forever
+
+MAIN_MENU = Menu(
+    name="main",
+    prompts=("menu-main",),
+    options={"1": "repeat", "2": "language", "3": "notifications", "4": "safety", "9": "goodbye"},
+    tries=3,
+    first_digit_timeout_ms=5000,
+    invalid_prompt="invalid-choice",
+    no_input_prompt="no-input",
+)
+
+LANGUAGE_MENU = Menu(
+    name="language",
+    prompts=("menu-language",),
+    options={"1": "az", "2": "en", "3": "ru"},
+    tries=3,
+    first_digit_timeout_ms=5000,
+    invalid_prompt="invalid-choice",
+    no_input_prompt="no-input",
+)
+
+MENUS = (MAIN_MENU, LANGUAGE_MENU)
+
+# menu key -> next step. Every key a menu can return is here, `exhausted` included.
+AFTER_MAIN_MENU = {
+    "repeat": "announce",
+    "language": "language_menu",
+    "notifications": "toggle_notifications",
+    "safety": "safety_advice",
+    "goodbye": "goodbye",
+    EXHAUSTED: "give_up",
+}
+AFTER_LANGUAGE_MENU = {"az": "save_language", "en": "save_language", "ru": "save_language", EXHAUSTED: "give_up"}
+
+# Outcomes of a call (what run_call returns), a short fixed list.
+COMPLETED = "completed"  # the caller chose goodbye
+GAVE_UP = "exhausted"  # tries ran out in a menu
+UNKNOWN_CALLER = "unknown-caller"
+WRONG_PLAN = "wrong-plan"
+HUNG_UP = "hangup"
+UNAVAILABLE = "service-unavailable"
+
+
+def prepaid_figures(report, language: str) -> list[str]:
+    prompts = ["your-balance-is", *say_amount(report.balance, language)]
+    prompts += ["your-tariff-is", f"tariff-{report.tariff.name}"]
+    if report.balance_expires is not None:
+        prompts += ["balance-expires-on", *say_date(report.balance_expires, language)]
+    if report.subscription_ends is not None:
+        prompts += ["subscription-ends-on", *say_date(report.subscription_ends, language)]
+    return prompts
+
+
+def postpaid_figures(report, language: str) -> list[str]:
+    return [
+        "billed-amount-is", *say_amount(report.billed, language),
+        "current-amount-is", *say_amount(report.current, language),
+        "advance-payment-is", *say_amount(report.advance, language),
+    ]
+
+
+@dataclass(frozen=True)
+class Service:
+    number: str
+    plan: str
+    welcome: str
+    other_plan_prompt: str  # told to a caller whose line is on the other plan
+    figures: Callable[[object, str], list[str]]
+
+
+SERVICES = {
+    "2112": Service("2112", "prepaid", "welcome-2112", "use-650", prepaid_figures),
+    "650": Service("650", "postpaid", "welcome-650", "use-2112", postpaid_figures),
+}
+
+FLOW_PROMPTS = {
+    "welcome-2112", "welcome-650", "unknown-caller", "use-650", "use-2112", "line-suspended",
+    "your-balance-is", "balance-expires-on", "subscription-ends-on", "your-tariff-is",
+    "billed-amount-is", "current-amount-is", "advance-payment-is", "menu-main", "menu-language",
+    "language-saved", "notifications-off", "notifications-on", "fraud-advice", "invalid-choice",
+    "no-input", "goodbye", "service-unavailable",
+}
+
+
+class UnknownService(ValueError):
+    pass
+
+
+def service_for(name: str) -> Service:
+    try:
+        return SERVICES[name]
+    except KeyError:
+        raise UnknownService(f"no IVR service {name!r} (known: {', '.join(SERVICES)})") from None
+
+
+def static_prompt_ids(tariff_names=()) -> set[str]:
+    """Every prompt id the flows can play apart from the spoken numbers and dates (ivr.say)."""
+    ids = set(FLOW_PROMPTS)
+    for menu in MENUS:
+        ids |= menu.prompt_ids()
+    ids |= {f"tariff-{name}" for name in tariff_names}
+    return ids
+
+
+def check_flow_prompts(known_prompt_ids: set[str], tariff_names=()) -> None:
+    """Start-up check: a missing prompt stops the server with its name, it never surfaces mid-call."""
+    check_prompts(MENUS, known_prompt_ids)
+    missing = sorted(static_prompt_ids(tariff_names) - known_prompt_ids)
+    if missing:
+        raise ValueError(f"prompts missing from the prompt catalogue: {', '.join(missing)}")
+
+
+class CallController:
+    """One call: a loop over named steps; each step returns the name of the next one (or None)."""
+
+    def __init__(self, core, channel: Channel, service: Service):
+        self.core = core
+        self.channel = channel
+        self.service = service
+        self.msisdn: str | None = None
+        self.chosen_language: str | None = None
+        self.outcome = HUNG_UP
+        self.label = f"{service.number} {mask(channel.caller or '')}"
+
+    def run(self) -> str:
+        step, steps_taken = "greet", 0
+        try:
+            while step is not None and steps_taken < MAX_STEPS_PER_CALL:
+                step = getattr(self, f"step_{step}")()
+                steps_taken += 1
+            if step is not None:
+                log.error("call %s: step limit reached, ending the call", self.label)
+                self.channel.play(["goodbye"])
+                self.outcome = GAVE_UP
+        except Hangup as why:
+            log.info("call %s: caller hung up (%s)", self.label, why)
+            self.outcome = HUNG_UP
+            return self.outcome
+        except BillingError as error:
+            log.error("call %s: billing refused %s: %s", self.label, type(error).__name__, error)
+            self.outcome = self._say_unavailable()
+        except Exception:
+            log.exception("call %s: failed", self.label)
+            self.outcome = self._say_unavailable()
+        self._hang_up()
+        return self.outcome
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def step_greet(self):
+        self.channel.answer()
+        report = self._identify_caller()
+        if report is None:
+            self.channel.set_language(DEFAULT_LANGUAGE)
+            self.channel.play(["unknown-caller"])
+            self.outcome = UNKNOWN_CALLER
+            return None
+        self.channel.set_language(report.language)
+        if report.plan != self.service.plan:
+            log.info("call %s: %s line, told %s", self.label, report.plan, self.service.other_plan_prompt)
+            self.channel.play([self.service.other_plan_prompt])
+            self.outcome = WRONG_PLAN
+            return None
+        greeting = [self.service.welcome]
+        if report.status != "active":
+            greeting.append("line-suspended")
+        self.channel.play(greeting)
+        return "announce"
+
+    def step_announce(self):
+        report = self._report()
+        log.info("call %s: figures told", self.label)
+        self.channel.play(self.service.figures(report, self.channel.language))
+        return "main_menu"
+
+    def step_main_menu(self):
+        return AFTER_MAIN_MENU[run_menu(self.channel, MAIN_MENU, caller_label=self.label)]
+
+    def step_language_menu(self):
+        key = run_menu(self.channel, LANGUAGE_MENU, caller_label=self.label)
+        self.chosen_language = key
+        return AFTER_LANGUAGE_MENU[key]
+
+    def step_save_language(self):
+        language = self.chosen_language
+        with self.core.uow() as uow:
+            services.set_language(uow, self.msisdn, language)
+        log.info("call %s: language set to %s", self.label, language)
+        self.channel.set_language(language)
+        self.channel.play(["language-saved"])
+        return "main_menu"
+
+    def step_toggle_notifications(self):
+        turn_on = not self._report().notify_balance
+        with self.core.uow() as uow:
+            services.set_balance_notifications(uow, self.msisdn, turn_on)
+        log.info("call %s: balance-change SMS %s", self.label, "on" if turn_on else "off")
+        self.channel.play(["notifications-on" if turn_on else "notifications-off"])
+        return "main_menu"
+
+    def step_safety_advice(self):
+        self.channel.play(["fraud-advice"])
+        return "main_menu"
+
+    def step_goodbye(self):
+        self.channel.play(["goodbye"])
+        self.outcome = COMPLETED
+        return None
+
+    def step_give_up(self):
+        self.channel.play(["goodbye"])
+        self.outcome = GAVE_UP
+        return None
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _identify_caller(self):
+        caller = (self.channel.caller or "").strip()
+        if caller.lower() in WITHHELD_CALLER_IDS:
+            log.info("call %s: caller id withheld", self.label)
+            return None
+        try:
+            self.msisdn = normalize(caller)
+            with self.core.reader() as uow:
+                report = services.balance_report(uow, self.msisdn)
+        except BillingError as error:  # InvalidMsisdn, UnknownSubscriber
+            log.info("call %s: caller not served (%s)", self.label, error.code)
+            return None
+        self.label = f"{self.service.number} {mask(self.msisdn)}"
+        return report
+
+    def _report(self):
+        with self.core.reader() as uow:
+            return services.balance_report(uow, self.msisdn)
+
+    def _say_unavailable(self) -> str:
+        try:
+            self.channel.play(["service-unavailable"])
+        except Hangup:
+            return HUNG_UP
+        return UNAVAILABLE
+
+    def _hang_up(self) -> None:
+        try:
+            self.channel.hangup()
+        except Hangup:
+            pass
+
+
+def run_call(core, channel: Channel, service_name: str) -> str:
+    """Run the 2112 or 650 flow on a channel; returns the call's outcome (see the constants above)."""
+    return CallController(core, channel, service_for(service_name)).run()
+
+
+def check_startup(core=None) -> None:
+    """Refuse to serve calls when a prompt the flows can play is not in the prompt catalogue.
+
+    Tariff prompts are checked for every tariff of the core's tariff book. Raises with the missing
+    ids named (InvalidMenu for a menu's prompt, ValueError for the others)."""
+    from prompts import catalogue  # imported here: the catalogue is data the IVR checks at start-up
+
+    tariff_names = list(core.tariffs.tariffs) if core is not None else ()
+    check_flow_prompts(set(catalogue.load().ids()), tariff_names)
