@@ -8,6 +8,7 @@ from decimal import Decimal
 from . import ledger, lines, outbox
 from .errors import InvalidInput, LineNotActive
 from .msisdn import mask
+from .reports import BalanceReport, report_for
 from .tariffs import CALL_KINDS
 
 log = logging.getLogger("billing.charging")
@@ -17,6 +18,7 @@ log = logging.getLogger("billing.charging")
 class Charge:
     fee: Decimal
     duplicate: bool = False
+    report: BalanceReport | None = None  # the line's figures right after this charge
 
 
 def charge_sms(uow, msisdn: str, short_number: str, key: str) -> Charge:
@@ -29,9 +31,10 @@ def charge_sms(uow, msisdn: str, short_number: str, key: str) -> Charge:
         uow.rollback()
         return Charge(ledger.amount_of(uow, key), duplicate=True)
     ledger.charge(uow, line, fee, op, f"sms:{short_number}")
+    report = report_for(uow, line)
     uow.commit()
     log.info("sms fee %s AZN to %s for %s", fee, short_number, mask(line.msisdn))
-    return Charge(fee)
+    return Charge(fee, report=report)
 
 
 def call_price(uow, tariff_name: str, seconds: int, kind: str) -> Decimal:

@@ -1,7 +1,7 @@
 """Demo subscribers, cards and figures, so the service answers something on a fresh install."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -13,7 +13,7 @@ PREPAID = (
     # msisdn, language, tariff, top-up today (AZN), days in network
     ("+994501234567", "az", "klass", "12.48", 400),
     ("+994502223344", "en", "super", "3.75", 120),
-    ("+994503334455", "ru", "klass", "0.84", 45),
+    ("+994503334455", "ru", "klass", "1.84", 45),
 )
 POSTPAID = (
     # msisdn, language, tariff, billed, current, advance, bill day
@@ -40,8 +40,13 @@ def load_demo(core) -> list[str]:
                 continue
             lines.add_subscriber(uow, msisdn, "prepaid", tariff=tariff, language=lang,
                                  activated=today - timedelta(days=days))
+        # A first top-up in the line's first week (what makes a line eligible for Nar Credit),
+        # then today's, which sets the figures the demo shows.
+        activated = datetime.combine(today - timedelta(days=days), time(10, 0))
+        with core.uow(at=activated + timedelta(days=1)) as uow:
+            payments.topup(uow, msisdn, Decimal("1.00"), key=f"demo:first-topup:{msisdn}")
         with core.uow() as uow:
-            payments.topup(uow, msisdn, Decimal(topup), key=f"demo:topup:{msisdn}")
+            payments.topup(uow, msisdn, Decimal(topup) - Decimal("1.00"), key=f"demo:topup:{msisdn}")
         added.append(msisdn)
     for msisdn, lang, tariff, billed, current, advance, bill_day in POSTPAID:
         with core.uow() as uow:

@@ -19,6 +19,8 @@ _COLUMN = {
     "billed": "billed_units",
     "current": "current_units",
     "advance": "advance_units",
+    "nar_debt": "nar_debt_units",  # credit debts (issue 5)
+    "sos_debt": "sos_debt_units",
 }
 
 

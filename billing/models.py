@@ -44,6 +44,9 @@ class Subscriber(Base):
     advance_units: Mapped[int] = mapped_column(BigInteger, default=0)
     bill_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_bill_run: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Nar/SOS credit debts (issue 5, migration 0002): ledger accounts nar_debt and sos_debt
+    nar_debt_units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    sos_debt_units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Operation(Base):
@@ -63,7 +66,7 @@ class Operation(Base):
     reply: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-ACCOUNTS = ("balance", "billed", "current", "advance")
+ACCOUNTS = ("balance", "billed", "current", "advance", "nar_debt", "sos_debt")
 
 
 class LedgerEntry(Base):
@@ -125,3 +128,75 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# --- Internet packs and Nar/SOS credit (issue 5, migration 0002) ------------------------------
+
+
+class PackSubscription(Base):
+    """One ordered pack on a line, through its 30-day periods, renewals and end (seed 002).
+
+    status: active -> (renewed: active again) | awaiting-renewal -> active | lapsed | cancelled;
+    or ended (no auto-renewal) / annulled (*100*0#, plan change).
+    """
+
+    __tablename__ = "pack_subscription"
+    __table_args__ = (
+        Index("ix_pack_line_status", "subscriber_id", "status"),
+        Index("ix_pack_due", "status", "period_end"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    pack_code: Mapped[str] = mapped_column(String(20))
+    pack_group: Mapped[str] = mapped_column(String(20))
+    volume_mb: Mapped[int] = mapped_column(Integer)
+    throttle_kbps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remaining_kb: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+    period_start: Mapped[datetime] = mapped_column(DateTime)
+    period_end: Mapped[datetime] = mapped_column(DateTime)
+    leftover_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    retry_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    held_by_suspension: Mapped[bool] = mapped_column(Boolean, default=False)
+    renew_after_payment: Mapped[bool] = mapped_column(Boolean, default=False)
+    renewals: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CreditGrant(Base):
+    """One Nar or SOS credit: who owes it (debtor), whose balance got it, and what is still owed."""
+
+    __tablename__ = "credit_grant"
+    __table_args__ = (Index("ix_credit_debtor_open", "debtor_id", "repaid_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operation_id: Mapped[int] = mapped_column(ForeignKey("operation.id"))
+    debtor_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    kind: Mapped[str] = mapped_column(String(3))  # nar | sos
+    principal_units: Mapped[int] = mapped_column(BigInteger)
+    fee_units: Mapped[int] = mapped_column(BigInteger)
+    deferred_request_fee_units: Mapped[int] = mapped_column(BigInteger, default=0)
+    outstanding_units: Mapped[int] = mapped_column(BigInteger)
+    granted_at: Mapped[datetime] = mapped_column(DateTime)
+    repaid_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class FriendCreditRequest(Base):
+    """`*700*1*<friend>#`: the requester asks the friend to take a Nar credit for them (30 minutes)."""
+
+    __tablename__ = "friend_credit_request"
+    __table_args__ = (Index("ix_friend_request_open", "friend_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    friend_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    status: Mapped[str] = mapped_column(String(10))  # pending | granted | declined | lapsed
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

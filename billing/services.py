@@ -16,6 +16,14 @@ from .payments import CardStatus, TopUp, add_card, card_status, redeem_card, top
 from .replies import recall_reply, remember_reply
 from .reports import BalanceReport, balance_report
 from .sharing import grant_access, grantees, revoke_access, revoke_all, shared_report
+# Internet packs and Nar/SOS credit (issue 5); importing them registers their top-up hooks.
+from .credit import CreditDebt, CreditRefused, CreditResult, available_nar_credit, credit_debt, take_nar_credit, take_sos_credit
+from .friend_credit import (answer_friend_request, answer_friend_request_by_sms, ask_friend_for_credit,
+                            credit_for_friend, pending_requests)
+from .pack_renewal import suspend_at_will
+from .packs import PackOrder, PackState, deactivate_packs, order_pack, pack_status, stop_pack_renewal
+from .plan_change import change_plan
+from .usage import DataUsage, record_data_usage
 
 __all__ = [
     "BalanceReport", "CardStatus", "Charge", "TopUp",
@@ -24,4 +32,10 @@ __all__ = [
     "redeem_card", "remember_reply", "revoke_access", "revoke_all", "run_due_bill_cycles",
     "set_balance_notifications", "set_language", "set_roaming", "set_status", "shared_report",
     "topup",
+    # issue 5
+    "CreditDebt", "CreditRefused", "CreditResult", "DataUsage", "PackOrder", "PackState",
+    "answer_friend_request", "answer_friend_request_by_sms", "ask_friend_for_credit", "available_nar_credit",
+    "change_plan", "credit_debt", "credit_for_friend", "deactivate_packs", "order_pack", "pack_status",
+    "pending_requests", "record_data_usage", "stop_pack_renewal", "suspend_at_will", "take_nar_credit",
+    "take_sos_credit",
 ]

@@ -5,20 +5,27 @@ from sqlalchemy.orm import Session
 
 
 class UnitOfWork:
-    def __init__(self, session_factory, clock, tariffs):
+    def __init__(self, session_factory, clock, tariffs, write_lock=None):
         self._session_factory = session_factory
         self.clock = clock
         self.tariffs = tariffs
+        self._write_lock = write_lock
         self.session: Session | None = None
 
     def __enter__(self) -> "UnitOfWork":
+        if self._write_lock is not None:
+            self._write_lock.acquire()
         self.session = self._session_factory()
         return self
 
     def __exit__(self, *exc) -> None:
         # Anything not committed explicitly is thrown away: a half-done request changes nothing.
         # close() rolls the transaction back without expiring what was read, so results stay usable.
-        self.session.close()
+        try:
+            self.session.close()
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.release()
 
     def commit(self) -> None:
         self.session.commit()

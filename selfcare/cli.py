@@ -215,6 +215,81 @@ def bill_run(c: Context):
 @cli.command()
 @click.argument("from_")
 @click.argument("to")
+@click.argument("text", required=False, default="")
+@pass_ctx
+def sms(c: Context, from_, to, text):
+    """Print the reply to an SMS exactly as the subscriber gets it, charging as the webhook does."""
+    from sms.cli import sms_command
+
+    click.echo(sms_command(c.core, from_, to, text))
+
+
+@cli.command()
+@click.argument("from_")
+@click.argument("code")
+@click.option("--text", default="", help="menu inputs joined by '*', as a gateway sends them")
+@click.option("--session", help="session id (default: a new session)")
+@pass_ctx
+def ussd(c: Context, from_, code, text, session):
+    """Print the USSD answer (CON …/END …) for a code, by the gateway's code path."""
+    from ussd.cli import ussd_command
+
+    click.echo(ussd_command(c.core, from_, code, text, session))
+
+
+@cli.command()
+@click.argument("msisdn")
+@click.argument("mb")
+@click.option("--key", help="idempotency key of the usage record (default: a new one)")
+@pass_ctx
+def usage(c: Context, msisdn, mb, key):
+    """Feed data usage (MB) for a line: drawn from its packs first, then charged by the tariff."""
+    from billing.usage import usage_command
+
+    click.echo(usage_command(c.core, msisdn, mb, key))
+
+
+@cli.command("plan")
+@click.argument("msisdn")
+@click.argument("plan", type=click.Choice(["prepaid", "postpaid"]))
+@click.option("--tariff")
+@pass_ctx
+def change_plan(c: Context, msisdn, plan, tariff):
+    """Move a line between prepaid and postpaid (its internet packs are annulled)."""
+    with c.core.uow() as uow:
+        annulled = services.change_plan(uow, msisdn, plan, f"cli:plan:{uuid.uuid4()}", tariff=tariff)
+    click.echo(f"{msisdn} is now {plan}; {annulled} pack(s) annulled")
+
+
+@cli.command()
+@click.argument("msisdn")
+@click.argument("status", type=click.Choice(["active", "suspended-one-way", "suspended-two-way", "suspended-at-will"]))
+@pass_ctx
+def status(c: Context, msisdn, status):
+    """Activate or suspend a line (suspended-at-will: the subscriber's own request)."""
+    with c.core.uow() as uow:
+        if status == "suspended-at-will":
+            services.suspend_at_will(uow, msisdn)
+        else:
+            services.set_status(uow, msisdn, status)
+    click.echo(f"{msisdn}: {status}")
+
+
+@cli.command()
+@pass_ctx
+def worker(c: Context):
+    """Run what time triggers (bill runs, pack renewals and expiries, friend-request lapses, the
+    outbox) in a loop; `selfcare serve` runs it too."""
+    import threading
+
+    from selfcare.worker import run_forever
+
+    run_forever(c.core, threading.Event())
+
+
+@cli.command()
+@click.argument("from_")
+@click.argument("to")
 @click.option("--press", default="", help="digits keyed at each menu in turn; a space lets a menu time out")
 @pass_ctx
 def call(c: Context, from_, to, press):

@@ -5,12 +5,19 @@ import logging
 import threading
 
 from billing import services
+from billing.friend_credit import run_friend_request_lapses
+from billing.pack_renewal import run_pack_expiries, run_pack_renewals
+from sms.dispatch import dispatch_outbox
 
 log = logging.getLogger("selfcare.worker")
 
 # (name, function taking the core) run once per tick, in order.
 JOBS: list = [
     ("bill-runs", lambda core: _in_uow(core, services.run_due_bill_cycles)),
+    ("pack-renewals", run_pack_renewals),
+    ("pack-expiries", run_pack_expiries),
+    ("friend-request-lapses", run_friend_request_lapses),
+    ("sms-outbox", dispatch_outbox),
 ]
 
 

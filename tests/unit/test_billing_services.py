@@ -92,8 +92,8 @@ def test_a_blank_sms_to_2112_costs_two_qepik(core):
     add_prepaid(core, balance="1.00")
     with core.uow() as uow:
         charge = services.charge_sms(uow, PRE, "2112", key="twilio:SM1")
-    assert charge == services.Charge(Decimal("0.02"))
-    assert report(core, PRE).balance == Decimal("0.98")
+    assert (charge.fee, charge.duplicate) == (Decimal("0.02"), False)
+    assert charge.report.balance == report(core, PRE).balance == Decimal("0.98")
 
 
 def test_postpaid_sms_to_650_adds_00236_to_current_usage(core):

@@ -1,0 +1,295 @@
+"""Nar Credit and SOS Credit (seed 003): who may borrow, how much, the fees, and the debt.
+
+A credit adds its amount to the beneficiary's balance (the borrower's own, or a friend's) and
+its amount plus the service fee to the borrower's debt account (`nar_debt` / `sos_debt`). The
+0.08 AZN request fee is taken at once when the borrower's balance (before the credit lands)
+covers it, otherwise it joins the debt. The whole debt is recovered at the next top-up, as far
+as the balance allows. A credit never touches the line's validity dates. Limits count the
+principal of credits not yet fully repaid. Choices: docs/rules-packs-credit.md.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from . import ledger, lines, outbox, payments
+from .errors import BillingError
+from .models import CreditGrant, LedgerEntry, Operation, Subscriber
+from .money import ZERO, fmt_exact, from_units, to_units
+from .msisdn import mask, normalize
+from .offers import NarOption, offers
+
+log = logging.getLogger("billing.credit")
+
+TOPUP_KINDS = ("topup", "card")
+DEBT_ACCOUNT = {"nar": "nar_debt", "sos": "sos_debt"}
+
+
+class CreditRefused(BillingError):
+    """`reason` names the rule: not-prepaid, not-active, too-new, no-topup, first-week, limit,
+    nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid, friend-not-active."""
+
+    code = "credit-refused"
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CreditStanding:
+    nar_limit: Decimal
+    nar_owed_principal: Decimal
+    sos_owed_principal: Decimal
+
+    @property
+    def nar_available(self) -> Decimal:
+        return max(self.nar_limit - self.nar_owed_principal, ZERO)
+
+
+@dataclass(frozen=True)
+class CreditResult:
+    kind: str
+    amount: Decimal
+    fee: Decimal
+    request_fee: Decimal
+    request_fee_deferred: bool
+    debt: Decimal  # the borrower's debt of this kind afterwards
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class CreditDebt:
+    nar: Decimal
+    sos: Decimal
+
+
+# -- eligibility -------------------------------------------------------------------------------
+
+def _topped_up(uow, line: Subscriber, since: datetime | None = None, until: datetime | None = None):
+    query = select(func.coalesce(func.sum(LedgerEntry.delta_units), 0), func.count(LedgerEntry.id)).where(
+        LedgerEntry.subscriber_id == line.id, LedgerEntry.account == "balance",
+        LedgerEntry.kind.in_(TOPUP_KINDS), LedgerEntry.delta_units > 0)
+    if since is not None:
+        query = query.where(LedgerEntry.created_at >= since)
+    if until is not None:
+        query = query.where(LedgerEntry.created_at < until)
+    total, count = uow.session.execute(query).one()
+    return from_units(total), count
+
+
+def check_borrower(uow, line: Subscriber) -> None:
+    """Seed 003's conditions, one refusal reason each."""
+    rules = offers().credit
+    if line.plan != "prepaid":
+        raise CreditRefused("not-prepaid", "credit is for prepaid lines")
+    if line.status != "active":
+        raise CreditRefused("not-active", f"credit needs an active line ({line.status})")
+    today = uow.clock.now().date()
+    if (today - line.activated_on).days < rules.min_days_in_network:
+        raise CreditRefused("too-new", f"credit needs {rules.min_days_in_network} days in network")
+    _, count = _topped_up(uow, line)
+    if count < rules.min_topups:
+        raise CreditRefused("no-topup", "credit needs at least one top-up")
+    # "within 7 days after activation": top-ups dated up to activation day + 7, inclusive.
+    week_end = datetime.combine(line.activated_on + timedelta(days=rules.first_week_days + 1), time.min)
+    first_week, _ = _topped_up(uow, line, until=week_end)
+    if first_week < rules.first_week_min_topup:
+        raise CreditRefused("first-week", f"credit needs {rules.first_week_min_topup} AZN topped up "
+                                          f"within {rules.first_week_days} days of activation")
+
+
+def _owed_principal(uow, line: Subscriber, kind: str) -> Decimal:
+    total = uow.session.scalar(select(func.coalesce(func.sum(CreditGrant.principal_units), 0)).where(
+        CreditGrant.debtor_id == line.id, CreditGrant.kind == kind, CreditGrant.repaid_at.is_(None)))
+    return from_units(total)
+
+
+def standing(uow, line: Subscriber) -> CreditStanding:
+    rules = offers().credit
+    since = uow.clock.now() - timedelta(days=rules.history_days)
+    recent, _ = _topped_up(uow, line, since=since)
+    return CreditStanding(rules.nar_limit(recent), _owed_principal(uow, line, "nar"), _owed_principal(uow, line, "sos"))
+
+
+def _nar_maxed(s: CreditStanding) -> bool:
+    """SOS needs Nar's maximum reached: no Nar amount of the table fits under the line's limit."""
+    return s.nar_available < offers().credit.nar[0].amount
+
+
+def nar_option(s: CreditStanding, code: str | None) -> NarOption:
+    """The option asked for by its code, or for `*700#` the largest that fits, at most ussd_max."""
+    rules = offers().credit
+    if code is None:
+        cap = min(rules.ussd_max, s.nar_available)
+        fitting = [o for o in rules.nar if o.amount <= cap]
+        if not fitting:
+            raise CreditRefused("limit", f"no Nar Credit available (limit {s.nar_limit} AZN reached)")
+        return fitting[-1]
+    option = rules.nar_by_code(code)
+    if option is None:
+        raise CreditRefused("unknown-amount", f"no Nar Credit with code {code}")
+    if option.amount > s.nar_available:
+        raise CreditRefused("limit", f"{option.amount} AZN is above the {s.nar_available} AZN available")
+    return option
+
+
+# -- granting ----------------------------------------------------------------------------------
+
+def _grant(uow, borrower: Subscriber, beneficiary: Subscriber, kind: str, amount: Decimal, fee: Decimal,
+           op) -> CreditResult:
+    rules = offers().credit
+    deferred = borrower.balance_units < to_units(rules.request_fee)  # checked before the credit lands
+    account = DEBT_ACCOUNT[kind]
+    owed = amount + fee + (rules.request_fee if deferred else ZERO)
+    ledger.post(uow, beneficiary, "balance", amount, op, f"credit:{kind}")
+    ledger.post(uow, borrower, account, amount + fee, op, f"credit:{kind}")
+    if deferred:
+        ledger.post(uow, borrower, account, rules.request_fee, op, "credit:request-fee-deferred")
+    else:
+        ledger.post(uow, borrower, "balance", -rules.request_fee, op, "credit:request-fee")
+    uow.session.add(CreditGrant(
+        operation_id=op.id, debtor_id=borrower.id, beneficiary_id=beneficiary.id, kind=kind,
+        principal_units=to_units(amount), fee_units=to_units(fee),
+        deferred_request_fee_units=to_units(rules.request_fee) if deferred else 0,
+        outstanding_units=to_units(owed), granted_at=uow.clock.now()))
+    debt = ledger.account_value(borrower, account)
+    params = {"kind": kind, "amount": fmt_exact(amount), "fee": fmt_exact(fee),
+              "request_fee": fmt_exact(rules.request_fee), "request_fee_deferred": deferred, "debt": fmt_exact(debt)}
+    if beneficiary.id == borrower.id:
+        outbox.enqueue(uow, borrower, "credit-granted", params, key=f"{op.key}:credit-granted")
+    else:
+        outbox.enqueue(uow, borrower, "credit-for-friend-sent", {**params, "friend": beneficiary.msisdn},
+                       key=f"{op.key}:credit-for-friend-sent")
+        outbox.enqueue(uow, beneficiary, "credit-from-friend", {"amount": fmt_exact(amount), "friend": borrower.msisdn},
+                       key=f"{op.key}:credit-from-friend")
+    outbox.notify_balance_change(uow, beneficiary, amount, f"credit:{kind}", op.key)
+    log.info("%s credit %s AZN (fee %s) for %s to %s; request fee %s", kind, amount, fee, mask(borrower.msisdn),
+             mask(beneficiary.msisdn), "deferred" if deferred else "paid")
+    return CreditResult(kind, amount, fee, rules.request_fee, deferred, debt)
+
+
+def _duplicate(uow, key: str, kind: str) -> CreditResult:
+    uow.rollback()
+    grant = uow.session.scalar(select(CreditGrant).join(Operation, Operation.id == CreditGrant.operation_id)
+                               .where(Operation.key == key))
+    if grant is None:
+        return CreditResult(kind, ZERO, ZERO, ZERO, False, ZERO, duplicate=True)
+    return CreditResult(grant.kind, from_units(grant.principal_units), from_units(grant.fee_units),
+                        offers().credit.request_fee, grant.deferred_request_fee_units > 0,
+                        from_units(grant.outstanding_units), duplicate=True)
+
+
+def _lock_pair(uow, borrower_msisdn: str, beneficiary_msisdn: str | None):
+    """Both lines locked in one order (by number), so two friends crediting each other cannot deadlock."""
+    wanted = [normalize(borrower_msisdn)] + ([normalize(beneficiary_msisdn)] if beneficiary_msisdn else [])
+    locked = {n: lines.find(uow, n, lock=True) for n in sorted(set(wanted))}
+    return locked[wanted[0]], locked[wanted[-1]]
+
+
+def check_beneficiary(borrower: Subscriber, beneficiary: Subscriber) -> None:
+    if beneficiary.id == borrower.id:
+        raise CreditRefused("self", "a credit for a friend goes to another number")
+    if beneficiary.plan != "prepaid":
+        raise CreditRefused("friend-not-prepaid", "the friend's line is not prepaid")
+    if beneficiary.status != "active":
+        raise CreditRefused("friend-not-active", "the friend's line is not active")
+
+
+def take_nar_credit(uow, msisdn: str, key: str, code: str | None = None, *, for_friend: str | None = None
+                    ) -> CreditResult:
+    """`*700#` (code None: the largest available up to 3 AZN), `*700#NN#`, or `*700*01*<friend>#`."""
+    if ledger.find_operation(uow, key) is not None:
+        return _duplicate(uow, key, "nar")
+    result = grant_nar_uncommitted(uow, msisdn, key, code, for_friend=for_friend)
+    uow.commit()
+    return result
+
+
+def grant_nar_uncommitted(uow, msisdn: str, key: str, code: str | None = None, *, for_friend: str | None = None
+                          ) -> CreditResult:
+    """The Nar grant inside the caller's transaction (a friend's confirmation commits it with its request)."""
+    borrower, beneficiary = _lock_pair(uow, msisdn, for_friend)
+    if for_friend:
+        check_beneficiary(borrower, beneficiary)
+    check_borrower(uow, borrower)
+    option = nar_option(standing(uow, borrower), code)
+    op = ledger.open_operation(uow, key, "credit:nar", borrower)
+    if op is None:
+        return _duplicate(uow, key, "nar")
+    return _grant(uow, borrower, beneficiary, "nar", option.amount, option.fee, op)
+
+
+def take_sos_credit(uow, msisdn: str, key: str) -> CreditResult:
+    """`*711#`: 1 AZN, only once the Nar limit is reached, at most 2 AZN owed at once."""
+    rules = offers().credit
+    if ledger.find_operation(uow, key) is not None:
+        return _duplicate(uow, key, "sos")
+    borrower = lines.find(uow, msisdn, lock=True)
+    check_borrower(uow, borrower)
+    s = standing(uow, borrower)
+    if not _nar_maxed(s):
+        raise CreditRefused("nar-not-maxed", f"SOS Credit is for lines that reached their Nar limit "
+                                             f"({s.nar_available} AZN of Nar Credit still available)")
+    if s.sos_owed_principal + rules.sos_amount > rules.sos_max_outstanding:
+        raise CreditRefused("sos-limit", f"at most {rules.sos_max_outstanding} AZN of SOS Credit at once")
+    op = ledger.open_operation(uow, key, "credit:sos", borrower)
+    if op is None:
+        return _duplicate(uow, key, "sos")
+    result = _grant(uow, borrower, borrower, "sos", rules.sos_amount, rules.sos_fee, op)
+    uow.commit()
+    return result
+
+
+def credit_debt(uow, msisdn: str) -> CreditDebt:
+    """`*700#150#` and `*711#150#`: free; nothing is charged or written."""
+    line = lines.find(uow, msisdn)
+    return CreditDebt(ledger.account_value(line, "nar_debt"), ledger.account_value(line, "sos_debt"))
+
+
+def available_nar_credit(uow, msisdn: str) -> Decimal:
+    """What `*700#` would give now (0 when refused)."""
+    line = lines.find(uow, msisdn)
+    check_borrower(uow, line)
+    return nar_option(standing(uow, line), None).amount
+
+
+# -- recovery at top-up ------------------------------------------------------------------------
+
+def recover_credit_debt(uow, line: Subscriber, op) -> None:
+    """Top-up hook: the whole debt, oldest credit first, as far as the balance allows (seed 003)."""
+    if line.plan != "prepaid":
+        return
+    owed = line.nar_debt_units + line.sos_debt_units
+    left = min(owed, max(line.balance_units, 0))
+    if left <= 0:
+        return
+    taken = left
+    repaid = {"nar": 0, "sos": 0}
+    grants = uow.session.scalars(select(CreditGrant).where(
+        CreditGrant.debtor_id == line.id, CreditGrant.repaid_at.is_(None))
+        .order_by(CreditGrant.granted_at, CreditGrant.id).with_for_update())
+    for grant in grants:
+        part = min(grant.outstanding_units, left)
+        grant.outstanding_units -= part
+        repaid[grant.kind] += part
+        left -= part
+        if grant.outstanding_units == 0:
+            grant.repaid_at = uow.clock.now()
+        if left == 0:
+            break
+    for kind, units in repaid.items():
+        ledger.post(uow, line, DEBT_ACCOUNT[kind], -from_units(units), op, "credit:repay")
+    ledger.post(uow, line, "balance", -from_units(taken), op, "credit:repay")
+    outbox.enqueue(uow, line, "credit-repaid", {
+        "repaid": fmt_exact(from_units(taken)),
+        "debt": fmt_exact(from_units(line.nar_debt_units + line.sos_debt_units))}, key=f"{op.key}:credit-repaid")
+    log.info("credit debt %s AZN recovered from %s's top-up", from_units(taken), mask(line.msisdn))
+
+
+if recover_credit_debt not in payments.after_topup_hooks:
+    payments.after_topup_hooks.insert(0, recover_credit_debt)

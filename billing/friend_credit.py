@@ -1,0 +1,167 @@
+"""Credit between friends (seed 003).
+
+`*700*01*<friend>#`: the caller takes a Nar Credit on their own credit line and it lands on the
+friend's balance (the caller owes it). `*700*1*<friend>#`: the caller asks the friend to do that
+for them; the friend has `friend_confirm_minutes` (30) to confirm by USSD (`*700*1#`) or by an
+SMS reply; unanswered requests lapse. Choices: docs/rules-packs-credit.md.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from . import lines, outbox
+from .credit import CreditRefused, CreditResult, check_beneficiary, grant_nar_uncommitted, take_nar_credit
+from .errors import BillingError
+from .models import FriendCreditRequest, Subscriber
+from .msisdn import mask
+from .offers import offers
+
+log = logging.getLogger("billing.friend_credit")
+
+YES_WORDS = {"1", "yes", "y", "ok", "bəli", "beli", "hə", "he", "ha", "да", "da"}
+NO_WORDS = {"2", "0", "no", "n", "yox", "нет", "net"}
+
+
+class NoFriendRequest(BillingError):
+    code = "no-friend-request"
+
+
+class FriendRequestExpired(BillingError):
+    code = "friend-request-expired"
+
+
+@dataclass(frozen=True)
+class FriendRequest:
+    id: int
+    requester: str
+    friend: str
+    expires_at: datetime
+    duplicate: bool = False
+
+
+def credit_for_friend(uow, msisdn: str, friend: str, key: str) -> CreditResult:
+    """`*700*01*<friend>#`: the largest Nar Credit available (at most 3 AZN) to the friend's balance."""
+    return take_nar_credit(uow, msisdn, key, None, for_friend=friend)
+
+
+def _view(req: FriendCreditRequest, requester: str, friend: str, duplicate: bool = False) -> FriendRequest:
+    return FriendRequest(req.id, requester, friend, req.expires_at, duplicate)
+
+
+def ask_friend_for_credit(uow, msisdn: str, friend: str, key: str) -> FriendRequest:
+    """`*700*1*<friend>#`: a pending request the friend confirms within 30 minutes."""
+    requester = lines.find(uow, msisdn, lock=True)
+    other = lines.find(uow, friend)
+    check_beneficiary(requester, other)
+    known = uow.session.scalar(select(FriendCreditRequest).where(FriendCreditRequest.key == key))
+    if known is not None:
+        return _view(known, requester.msisdn, other.msisdn, duplicate=True)
+    now = uow.clock.now()
+    minutes = offers().credit.friend_confirm_minutes
+    req = FriendCreditRequest(key=key, requester_id=requester.id, friend_id=other.id, status="pending",
+                              created_at=now, expires_at=now + timedelta(minutes=minutes))
+    uow.session.add(req)
+    uow.session.flush()
+    outbox.enqueue(uow, other, "friend-credit-request",
+                   {"requester": requester.msisdn, "minutes": minutes, "expires": f"{req.expires_at:%H:%M}"},
+                   key=f"{key}:friend-credit-request")
+    outbox.enqueue(uow, requester, "friend-credit-asked", {"friend": other.msisdn, "minutes": minutes},
+                   key=f"{key}:friend-credit-asked")
+    uow.commit()
+    log.info("%s asked %s for credit", mask(requester.msisdn), mask(other.msisdn))
+    return _view(req, requester.msisdn, other.msisdn)
+
+
+def pending_requests(uow, friend: str) -> list[FriendRequest]:
+    """Requests waiting for this friend's answer, oldest first (expired ones are not offered)."""
+    line = lines.find(uow, friend)
+    now = uow.clock.now()
+    rows = uow.session.execute(
+        select(FriendCreditRequest, Subscriber.msisdn)
+        .join(Subscriber, Subscriber.id == FriendCreditRequest.requester_id)
+        .where(FriendCreditRequest.friend_id == line.id, FriendCreditRequest.status == "pending",
+               FriendCreditRequest.expires_at > now)
+        .order_by(FriendCreditRequest.id)).all()
+    return [_view(req, requester, line.msisdn) for req, requester in rows]
+
+
+def _lapse(uow, req: FriendCreditRequest, requester: Subscriber, now: datetime) -> None:
+    req.status, req.decided_at = "lapsed", now
+    outbox.enqueue(uow, requester, "friend-credit-lapsed", {"friend": _msisdn(uow, req.friend_id)},
+                   key=f"{req.key}:friend-credit-lapsed")
+
+
+def _msisdn(uow, line_id: int) -> str:
+    return uow.session.scalar(select(Subscriber.msisdn).where(Subscriber.id == line_id))
+
+
+def answer_friend_request(uow, friend: str, accept: bool, key: str, request_id: int | None = None
+                          ) -> CreditResult | None:
+    """The friend confirms (a Nar Credit from the friend's line to the requester) or declines.
+
+    Without `request_id` the oldest pending request is answered. A confirmation after 30 minutes
+    is refused even when the lapse job has not run yet.
+    """
+    line = lines.find(uow, friend)
+    query = select(FriendCreditRequest).where(FriendCreditRequest.friend_id == line.id,
+                                              FriendCreditRequest.status == "pending")
+    if request_id is not None:
+        query = query.where(FriendCreditRequest.id == request_id)
+    req = uow.session.scalar(query.order_by(FriendCreditRequest.id).limit(1).with_for_update())
+    if req is None:
+        raise NoFriendRequest("no credit request is waiting for you")
+    requester = uow.session.scalar(select(Subscriber).where(Subscriber.id == req.requester_id))
+    now = uow.clock.now()
+    if now >= req.expires_at:
+        _lapse(uow, req, requester, now)
+        uow.commit()
+        raise FriendRequestExpired(f"the request from {requester.msisdn} lapsed after "
+                                   f"{offers().credit.friend_confirm_minutes} minutes")
+    if not accept:
+        req.status, req.decided_at = "declined", now
+        outbox.enqueue(uow, requester, "friend-credit-declined", {"friend": line.msisdn},
+                       key=f"{req.key}:friend-credit-declined")
+        uow.commit()
+        log.info("%s declined a credit request", mask(line.msisdn))
+        return None
+    result = grant_nar_uncommitted(uow, line.msisdn, key, None, for_friend=requester.msisdn)
+    req.status, req.decided_at = "granted", now
+    uow.commit()
+    return result
+
+
+def reply_means(text: str) -> bool | None:
+    """An SMS reply to a request: True (yes), False (no), None (neither)."""
+    word = (text or "").strip().lower()
+    return True if word in YES_WORDS else False if word in NO_WORDS else None
+
+
+def answer_friend_request_by_sms(uow, friend: str, text: str, key: str) -> CreditResult | None:
+    """For the SMS channel: the friend's reply (yes/no in az/en/ru) to the request SMS."""
+    accept = reply_means(text)
+    if accept is None:
+        raise CreditRefused("unclear-reply", "reply YES to confirm or NO to decline")
+    return answer_friend_request(uow, friend, accept, key)
+
+
+def run_friend_request_lapses(core) -> int:
+    """Worker job: requests not confirmed within 30 minutes lapse (the requester is told)."""
+    done = 0
+    with core.uow() as uow:
+        now = uow.clock.now()
+        ids = uow.session.scalars(select(FriendCreditRequest.id).where(
+            FriendCreditRequest.status == "pending", FriendCreditRequest.expires_at <= now)).all()
+        for req_id in ids:
+            req = uow.session.scalar(select(FriendCreditRequest).where(FriendCreditRequest.id == req_id)
+                                     .with_for_update())
+            if req.status != "pending":
+                continue
+            requester = uow.session.scalar(select(Subscriber).where(Subscriber.id == req.requester_id))
+            _lapse(uow, req, requester, now)
+            uow.commit()
+            done += 1
+    return done

@@ -1,0 +1,230 @@
+"""Outbound SMS: drains billing's outbox through Kannel's sendsms, Twilio's REST API or the log.
+
+`dispatch_outbox(core)` is the worker job. Delivery is at least once (billing marks a message sent
+only after the transport accepted it) and each transport drops a twin it already accepted in this
+process (same outbox key), so a crash between "accepted" and "marked sent" does not double-send
+within a process; across restarts the key goes to the far side (Kannel's dlr-url / Twilio's log).
+
+Environment (docs/operations-sms.md):
+  SELFCARE_SMS_TRANSPORT        log (default) | kannel | twilio
+  SELFCARE_SMS_SENDER           the sender shown to subscribers (default 2112)
+  SELFCARE_SMS_FLASH            1 (default): balance notifications as flash SMS where possible
+  SELFCARE_KANNEL_SENDSMS_URL   e.g. http://127.0.0.1:13013/cgi-bin/sendsms
+  SELFCARE_KANNEL_USERNAME, SELFCARE_KANNEL_PASSWORD   a sendsms-user of smsbox
+  SELFCARE_KANNEL_SMSC          optional smsc-id to route through
+  SELFCARE_TWILIO_ACCOUNT_SID, SELFCARE_TWILIO_AUTH_TOKEN, SELFCARE_TWILIO_FROM
+  SELFCARE_TWILIO_API_URL       optional base URL instead of https://api.twilio.com
+  SELFCARE_SMS_TIMEOUT_S        transport timeout in seconds (default 10)
+"""
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import OrderedDict
+from decimal import Decimal
+from threading import Lock
+
+from billing.money import fmt_azn
+from ussd.texts import render_notification
+from ussd.texts import templates as pack_and_credit_templates
+from billing.msisdn import mask
+from billing.outbox import Outgoing, dispatch_pending
+
+from .encoding import is_gsm7
+from .replies import Catalogue, fmt_signed, load_catalogue
+
+log = logging.getLogger("sms.dispatch")
+
+
+class TransportError(Exception):
+    pass
+
+
+class ConfigError(Exception):
+    """A transport is chosen but a setting it needs is missing; the message names the variable."""
+
+
+# -- rendering the outbox templates ------------------------------------------------------------
+
+def _amount(params: dict, name: str) -> Decimal:
+    return Decimal(str(params[name]))
+
+
+def render_outgoing(catalogue: Catalogue, message: Outgoing) -> str:
+    p = message.params
+    if message.template == "balance-changed":
+        key = "balance_changed_current" if p.get("account") == "current" else "balance_changed_balance"
+        return catalogue.render(key, message.language, change=fmt_signed(_amount(p, "change")),
+                                value=fmt_azn(_amount(p, "value")))
+    if message.template == "bill-issued":
+        return catalogue.render("bill_issued", message.language, usage=fmt_azn(_amount(p, "usage")),
+                                billed=fmt_azn(_amount(p, "billed")), advance=fmt_azn(_amount(p, "advance")))
+    if message.template in pack_and_credit_templates():
+        return render_notification(message.template, message.language, p)
+    raise ValueError(f"no SMS text for outbox template {message.template!r}")
+
+
+FLASH_TEMPLATES = ("balance-changed",)
+
+
+# -- transports --------------------------------------------------------------------------------
+
+class _SeenKeys:
+    """Keys this process already handed over, bounded, so a re-run after a failed commit is dropped."""
+
+    def __init__(self, size: int = 10_000):
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = Lock()
+
+    def seen(self, key: str) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] = None
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+
+class LogTransport:
+    name = "log"
+
+    def __init__(self):
+        self.sent: list[tuple[str, str]] = []
+        self._seen = _SeenKeys()
+
+    def send(self, message: Outgoing, text: str) -> None:
+        if self._seen.seen(message.key):
+            return
+        log.info("sms %s to %s: %s", message.key, mask(message.msisdn), text)
+        self.sent.append((message.msisdn, text))
+        self._seen.add(message.key)
+
+
+class KannelTransport:
+    """smsbox's sendsms: HTTP GET with a sendsms-user's credentials."""
+
+    name = "kannel"
+
+    def __init__(self, url: str, username: str, password: str, sender: str = "2112", smsc: str | None = None,
+                 flash: bool = True, timeout_s: float = 10.0):
+        self.url, self.username, self.password = url, username, password
+        self.sender, self.smsc, self.flash, self.timeout_s = sender, smsc, flash, timeout_s
+        self._seen = _SeenKeys()
+
+    def query(self, message: Outgoing, text: str) -> dict:
+        params = {
+            "username": self.username, "password": self.password, "from": self.sender,
+            "to": message.msisdn, "text": text, "charset": "utf-8",
+        }
+        if not is_gsm7(text):
+            params["coding"] = "2"
+        if self.flash and message.template in FLASH_TEMPLATES:
+            params["mclass"] = "0"
+        if self.smsc:
+            params["smsc"] = self.smsc
+        return params
+
+    def send(self, message: Outgoing, text: str) -> None:
+        if self._seen.seen(message.key):
+            return
+        url = f"{self.url}?{urllib.parse.urlencode(self.query(message, text))}"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
+                body = response.read().decode("utf-8", "replace").strip()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raise TransportError(f"kannel sendsms answered {exc.code}: {exc.read()[:200]!r}") from None
+        except OSError as exc:
+            raise TransportError(f"kannel sendsms unreachable: {exc}") from None
+        if not 200 <= status < 300:
+            raise TransportError(f"kannel sendsms answered {status}: {body[:200]}")
+        self._seen.add(message.key)
+        log.info("kannel accepted %s for %s: %s", message.key, mask(message.msisdn), body)
+
+
+class TwilioTransport:
+    """Twilio's Messages API. Twilio cannot send flash (class 0) SMS."""
+
+    name = "twilio"
+
+    def __init__(self, account_sid: str, auth_token: str, from_: str, base_url: str | None = None,
+                 timeout_s: float = 10.0):
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_s))
+        if base_url:
+            self.client.api.base_url = base_url.rstrip("/")
+        self.from_ = from_
+        self._seen = _SeenKeys()
+
+    def send(self, message: Outgoing, text: str) -> None:
+        if self._seen.seen(message.key):
+            return
+        from twilio.base.exceptions import TwilioException
+
+        try:
+            sent = self.client.messages.create(to=message.msisdn, from_=self.from_, body=text)
+        except TwilioException as exc:
+            raise TransportError(f"twilio refused {message.key}: {exc}") from None
+        except OSError as exc:
+            raise TransportError(f"twilio unreachable: {exc}") from None
+        self._seen.add(message.key)
+        log.info("twilio accepted %s for %s as %s", message.key, mask(message.msisdn), sent.sid)
+
+
+def _need(env, name: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise ConfigError(f"{name} must be set for SELFCARE_SMS_TRANSPORT={env.get('SELFCARE_SMS_TRANSPORT')}")
+    return value
+
+
+def transport_from_env(env=None):
+    env = os.environ if env is None else env
+    kind = env.get("SELFCARE_SMS_TRANSPORT", "log")
+    timeout_s = float(env.get("SELFCARE_SMS_TIMEOUT_S", "10"))
+    sender = env.get("SELFCARE_SMS_SENDER", "2112")
+    if kind == "log":
+        return LogTransport()
+    if kind == "kannel":
+        return KannelTransport(
+            _need(env, "SELFCARE_KANNEL_SENDSMS_URL"), _need(env, "SELFCARE_KANNEL_USERNAME"),
+            _need(env, "SELFCARE_KANNEL_PASSWORD"), sender=sender, smsc=env.get("SELFCARE_KANNEL_SMSC") or None,
+            flash=env.get("SELFCARE_SMS_FLASH", "1") != "0", timeout_s=timeout_s,
+        )
+    if kind == "twilio":
+        return TwilioTransport(
+            _need(env, "SELFCARE_TWILIO_ACCOUNT_SID"), _need(env, "SELFCARE_TWILIO_AUTH_TOKEN"),
+            _need(env, "SELFCARE_TWILIO_FROM"), base_url=env.get("SELFCARE_TWILIO_API_URL") or None,
+            timeout_s=timeout_s,
+        )
+    raise ConfigError(f"SELFCARE_SMS_TRANSPORT must be log, kannel or twilio, not {kind!r}")
+
+
+# -- the worker job ----------------------------------------------------------------------------
+
+class Dispatcher:
+    def __init__(self, transport, catalogue: Catalogue | None = None):
+        self.transport = transport
+        self.catalogue = catalogue or load_catalogue()
+
+    def run(self, core, limit: int = 100) -> int:
+        return dispatch_pending(core, self.transport, lambda m: render_outgoing(self.catalogue, m), limit=limit)
+
+
+_dispatchers: dict[int, Dispatcher] = {}
+
+
+def dispatch_outbox(core) -> int:
+    """Worker job: send what the outbox holds through the transport the environment names."""
+    dispatcher = _dispatchers.get(id(core))
+    if dispatcher is None:
+        dispatcher = _dispatchers[id(core)] = Dispatcher(transport_from_env())
+    return dispatcher.run(core)

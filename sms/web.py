@@ -1,0 +1,142 @@
+"""The SMS endpoints: Twilio's signed webhook and Kannel's sms-service get-url.
+
+Both are thin: check who is calling, pull (sender, short number, text, message id) out of the
+request, call `handle_sms`, and wrap the reply the way that gateway wants it.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import uuid
+
+from flask import Response, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from billing.msisdn import mask
+
+from .commands import SHORT_NUMBERS, parse, short_number_of
+from .service import Reply, handle_sms, service_for
+
+log = logging.getLogger("sms.web")
+
+PLAIN_UTF8 = "text/plain; charset=utf-8"
+
+
+# -- Twilio -----------------------------------------------------------------------------------
+
+def twilio_url(settings, req) -> str:
+    """The URL Twilio signed. Behind a proxy the app sees another one: the configured public base
+    (e.g. https://sms.example.com or https://example.com/selfcare) replaces scheme, host and prefix."""
+    if not settings.twilio_public_url:
+        return req.url
+    path = req.full_path if req.query_string else req.path
+    return settings.twilio_public_url.rstrip("/") + path
+
+
+def twilio_signature_ok(settings, req) -> bool:
+    signature = req.headers.get("X-Twilio-Signature")
+    if not settings.twilio_auth_token or not signature:
+        return False
+    return RequestValidator(settings.twilio_auth_token).validate(twilio_url(settings, req), req.form, signature)
+
+
+def _twilio_short_number(req) -> str:
+    """Twilio numbers are full phone numbers: the webhook URL names the service (`?service=2112`)
+    unless the number itself is one of the short numbers."""
+    to = short_number_of(req.form.get("To", ""))
+    if to in SHORT_NUMBERS:
+        return to
+    return short_number_of(req.args.get("service", to))
+
+
+def twiml(reply_text: str) -> Response:
+    answer = MessagingResponse()
+    answer.message(reply_text)
+    return Response(str(answer), status=200, content_type="application/xml; charset=utf-8")
+
+
+def twilio_webhook(core, settings):
+    if not twilio_signature_ok(settings, request):
+        log.warning("twilio webhook from %s refused: signature missing or wrong", request.remote_addr)
+        return Response("forbidden\n", status=403, content_type=PLAIN_UTF8)
+    sid = request.form.get("MessageSid") or request.form.get("SmsSid")
+    sender = request.form.get("From")
+    if not sid or not sender:
+        return Response("MessageSid and From are required\n", status=400, content_type=PLAIN_UTF8)
+    reply = _handle(core, sender, _twilio_short_number(request), request.form.get("Body", ""), f"twilio:{sid}")
+    # Twilio has no flash (class 0) SMS: balance replies arrive as ordinary messages (docs/sms.md).
+    return twiml(reply.text)
+
+
+# -- Kannel -----------------------------------------------------------------------------------
+
+def _allowed(settings, address: str | None) -> bool:
+    if not settings.kannel_allow:
+        return True
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    for entry in settings.kannel_allow:
+        try:
+            if ip in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+        except ValueError:
+            log.error("SELFCARE_KANNEL_ALLOW entry %r is not an address or network", entry)
+    return False
+
+
+def kannel_caller_ok(settings, req) -> bool:
+    # No secret configured means nobody is trusted: an open endpoint would let anyone charge anyone.
+    if not settings.kannel_secret:
+        return False
+    given = req.values.get("secret", "")
+    if not hmac.compare_digest(given.encode(), settings.kannel_secret.encode()):
+        return False
+    return _allowed(settings, req.remote_addr)
+
+
+def kannel_response(reply: Reply) -> Response:
+    response = Response(reply.text, status=200, content_type=PLAIN_UTF8)
+    if reply.ucs2:
+        response.headers["X-Kannel-Coding"] = "2"
+    if reply.flash:
+        response.headers["X-Kannel-MClass"] = "0"
+    return response
+
+
+def kannel_sms_service(core, settings):
+    if not kannel_caller_ok(settings, request):
+        log.warning("kannel request from %s refused: secret or address not allowed", request.remote_addr)
+        return Response("forbidden\n", status=403, content_type=PLAIN_UTF8)
+    values = request.values
+    sender, to = values.get("from", "").strip(), values.get("to", "").strip()
+    if not sender or not to:
+        return Response("from and to are required\n", status=400, content_type=PLAIN_UTF8)
+    message_id = values.get("id", "").strip()
+    if not message_id:
+        # Without Kannel's %I nothing tells a retry from a new SMS: never charge it twice by mistake
+        # is impossible then, so say so in the log (the get-url should carry id=%I).
+        message_id = f"noid-{uuid.uuid4()}"
+        log.warning("kannel request from %s without id: cannot de-duplicate", mask(sender))
+    reply = _handle(core, sender, to, values.get("text", ""), f"kannel:{message_id}")
+    return kannel_response(reply)
+
+
+# -- shared -----------------------------------------------------------------------------------
+
+def _handle(core, sender: str, to: str, text: str, key: str) -> Reply:
+    try:
+        return handle_sms(core, sender, to, text, key)
+    except Exception:
+        # Nothing remembered, so the gateway's retry (same key) is handled afresh and charged once.
+        log.exception("sms from %s to %s failed (%s)", mask(sender), to, key)
+        return service_for(core).unavailable(parse(to, text))
+
+
+def register(app, core, settings) -> None:
+    service_for(core)  # load and check the reply catalogue now: a bad one stops start-up
+    app.add_url_rule("/sms/twilio", "sms_twilio", lambda: twilio_webhook(core, settings), methods=["POST"])
+    app.add_url_rule("/sms/kannel", "sms_kannel", lambda: kannel_sms_service(core, settings), methods=["GET", "POST"])

@@ -1,0 +1,399 @@
+"""A real Kannel (Debian's bearerbox + smsbox, fakesmsc as the SMSC) in front of our app.
+
+    fakesmsc --MO--> bearerbox (smsc = fake) --> smsbox --get-url--> our app (waitress, in a thread)
+    fakesmsc <--MT-- bearerbox <-------------- smsbox <--text/plain-- our app
+                                               smsbox <--sendsms----- our dispatcher (outbound)
+
+Everything binds 127.0.0.1 on free ports and lives in one work directory (config, logs). The
+harness reads what fakesmsc receives (its debug log lines `Got message N: <...>`); UCS-2 messages
+show as `ucs2` + URL-encoded UTF-16BE (or `data` + URL-encoded bytes) and are decoded here.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+BEARERBOX = shutil.which("bearerbox") or "/usr/sbin/bearerbox"
+SMSBOX = shutil.which("smsbox") or "/usr/sbin/smsbox"
+FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
+
+
+class KannelError(Exception):
+    pass
+
+
+def kannel_installed() -> bool:
+    return all(os.access(p, os.X_OK) for p in (BEARERBOX, SMSBOX, FAKESMSC))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise KannelError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
+
+
+# -- our app under waitress ---------------------------------------------------------------------
+
+class AppServer:
+    """A WSGI app under waitress in a thread, with Kannel's keep-alive pool in mind (>= 1000)."""
+
+    def __init__(self, app, threads: int = 8, connection_limit: int = 2000):
+        from waitress.server import create_server
+
+        self.server = create_server(app, host="127.0.0.1", port=0, threads=threads,
+                                    connection_limit=connection_limit, backlog=2048, channel_timeout=60,
+                                    ident="selfcare-test")
+        self.port = self.server.effective_port
+        self._thread = threading.Thread(target=self._run, name="waitress", daemon=True)
+
+    def _run(self):
+        try:
+            self.server.run()
+        except (OSError, ValueError):
+            pass  # closed under our feet at shutdown
+
+    def start(self) -> "AppServer":
+        self._thread.start()
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        self.server.close()
+        self._thread.join(timeout=5)
+
+
+# -- what fakesmsc receives ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MT:
+    sender: str
+    receiver: str
+    text: str
+    coding: str  # text | ucs2 | data
+    parts: int = 1
+
+
+_GOT = re.compile(r"Got message (\d+): <(.*)>\s*$")
+_SENT = re.compile(r"fakesmsc: sent message (\d+)")
+
+
+def _payload(kind: str, body: str) -> str:
+    if kind == "text":
+        return body
+    raw = urllib.parse.unquote_to_bytes(body.replace("+", " "))
+    # fakesmsc shows UCS-2 (coding 2) messages as URL-encoded UTF-16BE bytes: our non-GSM-7 replies
+    # always carry a zero high byte somewhere (Latin letters, digits, spaces).
+    if kind in ("ucs2", "ucs-2") or (len(raw) % 2 == 0 and b"\x00" in raw[0::2]):
+        return raw.decode("utf-16-be")
+    return raw.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One line as fakesmsc prints it; multipart messages carry a concatenation UDH."""
+
+    sender: str
+    receiver: str
+    text: str
+    coding: str
+    ref: int | None = None
+    total: int = 1
+    seq: int = 1
+
+
+def parse_mt(line: str) -> Part:
+    sender, receiver, kind, body = (line.split(" ", 3) + [""])[:4]
+    if kind != "udh":
+        return Part(sender, receiver, _payload(kind, body), kind)
+    udh_text, _, rest = body.partition(" ")
+    udh = urllib.parse.unquote_to_bytes(udh_text.replace("+", " "))
+    inner, _, payload = rest.partition(" ")
+    if len(udh) >= 6 and udh[1] == 0x00:  # IEI 00: 8-bit reference, total, sequence
+        ref, total, seq = udh[3], udh[4], udh[5]
+    elif len(udh) >= 7 and udh[1] == 0x08:  # IEI 08: 16-bit reference
+        ref, total, seq = udh[3] << 8 | udh[4], udh[5], udh[6]
+    else:
+        ref, total, seq = None, 1, 1
+    return Part(sender, receiver, _payload(inner, payload), inner, ref, total, seq)
+
+
+class Reassembly:
+    """Joins the parts of concatenated messages; whole messages come out as MT."""
+
+    def __init__(self):
+        self._parts: dict[tuple, dict[int, Part]] = {}
+
+    def add(self, part: Part) -> MT | None:
+        if part.ref is None or part.total <= 1:
+            return MT(part.sender, part.receiver, part.text, part.coding)
+        group = self._parts.setdefault((part.sender, part.receiver, part.ref, part.total), {})
+        group[part.seq] = part
+        if len(group) < part.total:
+            return None
+        del self._parts[(part.sender, part.receiver, part.ref, part.total)]
+        text = "".join(group[i].text for i in sorted(group))
+        return MT(part.sender, part.receiver, text, part.coding, part.total)
+
+
+# -- Kannel itself ------------------------------------------------------------------------------
+
+CONFIG = """\
+group = core
+admin-port = {admin_port}
+admin-interface = 127.0.0.1
+admin-password = {admin_password}
+smsbox-port = {smsbox_port}
+smsbox-interface = 127.0.0.1
+box-allow-ip = 127.0.0.1
+log-file = "{work}/bearerbox.log"
+log-level = {log_level}
+access-log = "{work}/access.log"
+
+group = smsc
+smsc = fake
+smsc-id = fake
+port = {fake_port}
+our-host = 127.0.0.1
+connect-allow-ip = 127.0.0.1
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+sendsms-port = {sendsms_port}
+sendsms-interface = 127.0.0.1
+log-file = "{work}/smsbox.log"
+log-level = {log_level}
+mo-recode = true
+max-pending-requests = 512
+
+group = sendsms-user
+username = {sendsms_user}
+password = {sendsms_password}
+concatenation = true
+max-messages = 3
+
+group = sms-service
+keyword = default
+catch-all = true
+get-url = "{get_url}"
+accept-x-kannel-headers = true
+omit-empty = true
+concatenation = true
+max-messages = 3
+"""
+
+
+class KannelPeer:
+    """bearerbox + smsbox + an interactive fakesmsc, all stopped by `stop()` (use it in `finally`)."""
+
+    def __init__(self, work: Path, app_port: int, secret: str, app_path: str = "/sms/kannel", log_level: int = 1):
+        self.work = Path(work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.admin_port, self.smsbox_port = free_port(), free_port()
+        self.fake_port, self.sendsms_port = free_port(), free_port()
+        self.admin_password = "admin-" + os.urandom(4).hex()
+        self.sendsms_user, self.sendsms_password = "selfcare", "pw-" + os.urandom(4).hex()
+        query = f"from=%p&to=%P&text=%a&id=%I&secret={urllib.parse.quote(secret)}"
+        self.get_url = f"http://127.0.0.1:{app_port}{app_path}?{query}"
+        self.config = self.work / "kannel.conf"
+        self.config.write_text(CONFIG.format(work=self.work, get_url=self.get_url, log_level=log_level, **{
+            k: getattr(self, k) for k in ("admin_port", "admin_password", "smsbox_port", "fake_port",
+                                          "sendsms_port", "sendsms_user", "sendsms_password")}))
+        self._procs: list[subprocess.Popen] = []
+        self.fakesmsc: subprocess.Popen | None = None
+        self.received: "queue.Queue[MT]" = queue.Queue()
+        self._sent_count = 0
+        self.parts_received = 0
+        self._sent_cond = threading.Condition()
+
+    @property
+    def sendsms_url(self) -> str:
+        return f"http://127.0.0.1:{self.sendsms_port}/cgi-bin/sendsms"
+
+    # -- start / stop ----------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], **kw) -> subprocess.Popen:
+        out = open(self.work / f"{name}.out", "wb")
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.work,
+                                start_new_session=True, **kw)
+        self._procs.append(proc)
+        return proc
+
+    def start(self, fakesmsc: bool = True) -> "KannelPeer":
+        try:
+            self._spawn("bearerbox", [BEARERBOX, "-v", "1", str(self.config)])
+            wait_for_port(self.smsbox_port)  # (not the fake port: a probe would count as an SMSC client)
+            self._spawn("smsbox", [SMSBOX, "-v", "1", str(self.config)])
+            wait_for_port(self.sendsms_port)
+            self._wait_smsbox_connected()
+            if fakesmsc:
+                self.start_fakesmsc()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _status(self) -> str:
+        url = f"http://127.0.0.1:{self.admin_port}/status.txt?password={self.admin_password}"
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read().decode("utf-8", "replace")
+
+    def _wait_smsbox_connected(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if re.search(r"Box connections:\s*\n\s*smsbox:", self._status()):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise KannelError(f"smsbox did not connect to bearerbox; see {self.work}/smsbox.out")
+
+    def start_fakesmsc(self, messages: list[str] | None = None, count: int | None = None,
+                       interval_s: float = 0.0) -> subprocess.Popen:
+        """Interactive (MO lines written later with `send`) or a burst of `count` from `messages`."""
+        argv = [FAKESMSC, "-v", "0", "-H", "127.0.0.1", "-r", str(self.fake_port), "-i", str(interval_s)]
+        if messages:
+            argv += ["-m", str(count or len(messages))] + messages
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        self._procs.append(proc)
+        self.fakesmsc = proc
+        threading.Thread(target=self._read_fakesmsc, args=(proc,), name="fakesmsc-reader", daemon=True).start()
+        self._wait_fake_connected()
+        return proc
+
+    def _wait_fake_connected(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if re.search(rf"FAKE:{self.fake_port} \(online", self._status()):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise KannelError("fakesmsc did not come online in bearerbox")
+
+    def _read_fakesmsc(self, proc: subprocess.Popen) -> None:
+        log = open(self.work / "fakesmsc.log", "a", encoding="utf-8", errors="replace")
+        joiner = Reassembly()
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            log.write(line)
+            got = _GOT.search(line)
+            if got:
+                self.parts_received += 1
+                whole = joiner.add(parse_mt(got.group(2)))
+                if whole is not None:
+                    self.received.put(whole)
+                continue
+            sent = _SENT.search(line)
+            if sent:
+                with self._sent_cond:
+                    self._sent_count = int(sent.group(1))
+                    self._sent_cond.notify_all()
+        log.close()
+
+    def stop(self) -> None:
+        for proc in reversed(self._procs):
+            if proc.poll() is None:
+                try:
+                    # fakesmsc only stops on SIGINT; the boxes shut down cleanly on it too.
+                    os.killpg(proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        for proc in reversed(self._procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        self._procs.clear()
+
+    # -- talking to it ---------------------------------------------------------------------------
+
+    def send(self, sender: str, receiver: str, text: str = "", timeout_s: float = 10.0) -> None:
+        """One MO SMS from the fake SMSC. A blank SMS is `"<from> <to> text "` (trailing space);
+        non-ASCII text goes as URL-encoded UTF-16BE (`ucs2`), as a handset would send it."""
+        if text and not text.isascii():
+            body = urllib.parse.quote_from_bytes(text.encode("utf-16-be"))
+            line = f"{sender} {receiver} ucs2 {body}\n"
+        else:
+            line = f"{sender} {receiver} text {text}\n"
+        with self._sent_cond:
+            before = self._sent_count
+            # fakesmsc reads stdin with stdio: one line at a time, or lines wait in its buffer.
+            self.fakesmsc.stdin.write(line.encode())
+            self.fakesmsc.stdin.flush()
+            if not self._sent_cond.wait_for(lambda: self._sent_count > before, timeout=timeout_s):
+                raise KannelError(f"fakesmsc did not send {line.strip()!r}")
+
+    def expect(self, receiver: str, timeout_s: float = 15.0) -> MT:
+        """The next MT message for `receiver` (others received meanwhile are kept)."""
+        deadline = time.monotonic() + timeout_s
+        kept = []
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise KannelError(f"no MT message for {receiver} within {timeout_s}s")
+                try:
+                    mt = self.received.get(timeout=left)
+                except queue.Empty:
+                    continue
+                if mt.receiver == receiver:
+                    return mt
+                kept.append(mt)
+        finally:
+            for mt in kept:
+                self.received.put(mt)
+
+    def ask(self, sender: str, receiver: str, text: str = "", timeout_s: float = 15.0) -> MT:
+        self.send(sender, receiver, text)
+        return self.expect(sender, timeout_s)
+
+    def access_log(self) -> str:
+        path = self.work / "access.log"
+        return path.read_text("utf-8", "replace") if path.exists() else ""
+
+    def sent_flags(self, receiver: str) -> list[tuple[str, str]]:
+        """(mclass, coding) of each MT bearerbox sent to `receiver`, from its access log
+        (`[flags:mclass:coding:mwi:compress:dlrmask]`; -1 means unset)."""
+        found = []
+        for line in self.access_log().splitlines():
+            if line.split(" ", 3)[2:3] == ["Sent"] and f"[to:{receiver}]" in line:
+                flags = re.search(r"\[flags:(-?\d+):(-?\d+):", line)
+                if flags:
+                    found.append((flags.group(1), flags.group(2)))
+        return found
+
+    def sendsms(self, to: str, text: str, sender: str = "2112", **extra) -> tuple[int, str]:
+        query = {"username": self.sendsms_user, "password": self.sendsms_password, "from": sender, "to": to,
+                 "text": text, "charset": "utf-8", **extra}
+        url = f"{self.sendsms_url}?{urllib.parse.urlencode(query)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()

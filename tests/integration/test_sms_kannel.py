@@ -1,0 +1,148 @@
+"""The SMS channel through a real Kannel: fakesmsc -> bearerbox -> smsbox -> our app -> back."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from billing import services
+from billing.money import fmt_azn
+from sms.dispatch import Dispatcher, KannelTransport
+from sms.replies import fmt_date, load_catalogue
+
+pytestmark = pytest.mark.kannel
+
+TEXTS = load_catalogue()
+
+
+def add_prepaid(core, msisdn, balance="10.00", language="az"):
+    with core.uow() as uow:
+        services.add_subscriber(uow, msisdn, "prepaid", balance=Decimal(balance), language=language)
+
+
+def add_postpaid(core, msisdn, language="az", **figures):
+    figures = {k: Decimal(v) for k, v in figures.items()}
+    with core.uow() as uow:
+        services.add_subscriber(uow, msisdn, "postpaid", language=language, bill_day=10, **figures)
+
+
+def report(core, msisdn):
+    with core.uow() as uow:
+        return services.balance_report(uow, msisdn)
+
+
+def audit_clean(core):
+    with core.uow() as uow:
+        assert services.audit(uow) == []
+
+
+def test_blank_sms_to_2112_answers_an_azerbaijani_balance_intact_as_flash_and_charges_once(kannel_world):
+    core, peer = kannel_world.core, kannel_world.peer
+    add_prepaid(core, "+994501110001", "10.00", "az")
+
+    mt = peer.ask("+994501110001", "2112", "")
+
+    after = report(core, "+994501110001")
+    assert after.balance == Decimal("9.98")
+    assert mt.sender == "2112"
+    assert mt.text == TEXTS.render("prepaid_balance", "az", balance="9.98",
+                                   expires=fmt_date(after.balance_expires, "az"),
+                                   ends=fmt_date(after.subscription_ends, "az"))
+    assert "?" not in mt.text and "ı" in mt.text and "ə" in mt.text
+    assert peer.sent_flags("+994501110001")[-1] == ("0", "2")  # flash (class 0), UCS-2
+    audit_clean(core)
+
+
+def test_blank_sms_to_2112_in_russian_arrives_in_cyrillic(kannel_world):
+    core, peer = kannel_world.core, kannel_world.peer
+    add_prepaid(core, "+994501110002", "3.00", "ru")
+
+    mt = peer.ask("+994501110002", "2112", "")
+
+    after = report(core, "+994501110002")
+    assert mt.text.startswith("Баланс: 2.98 AZN.")
+    assert fmt_date(after.subscription_ends, "ru") in mt.text
+    assert "?" not in mt.text
+
+
+def test_postpaid_line_on_2112_is_sent_to_650_free(kannel_world):
+    core, peer = kannel_world.core, kannel_world.peer
+    add_postpaid(core, "+994551110001", "en", billed="20.00", current="4.00", advance="1.00")
+
+    mt = peer.ask("+994551110001", "2112", "")
+
+    assert mt.text == TEXTS.render("use_650", "en")
+    assert report(core, "+994551110001").current == Decimal("4.00")
+
+
+def test_blank_sms_to_650_reports_billed_current_advance_and_charges_0_0236(kannel_world):
+    core, peer = kannel_world.core, kannel_world.peer
+    add_postpaid(core, "+994551110002", "en", billed="25.30", current="7.15", advance="5.00")
+
+    mt = peer.ask("+994551110002", "650", "")
+
+    after = report(core, "+994551110002")
+    assert after.current == Decimal("7.1736")
+    assert mt.text == TEXTS.render("postpaid_balance", "en", billed="25.30", current=fmt_azn(after.current),
+                                   advance="5.00")
+    assert peer.sent_flags("+994551110002")[-1] == ("0", "0")  # flash, GSM-7
+
+
+def test_plus_and_minus_to_650_grant_and_revoke_a_viewer(kannel_world):
+    core, peer = kannel_world.core, kannel_world.peer
+    add_postpaid(core, "+994551110003", "az", billed="11.00", current="2.50", advance="0.00")
+    add_prepaid(core, "+994501110003", "5.00", "en")
+
+    granted = peer.ask("+994551110003", "650", "+0501110003")
+    seen = peer.ask("+994501110003", "650", "0551110003")
+    revoked = peer.ask("+994551110003", "650", "-0501110003")
+    refused = peer.ask("+994501110003", "650", "0551110003")
+
+    assert granted.text == TEXTS.render("grant_made", "az", number="0501110003")
+    # the owner's current amount when viewed: 2.50 + the 0.0236 grant SMS
+    assert seen.text == TEXTS.render("shared_postpaid", "en", number="0551110003", billed="11.00",
+                                     current="2.52", advance="0.00")
+    assert report(core, "+994551110003").current == Decimal("2.5472")  # grant + revoke SMS
+    assert revoked.text == TEXTS.render("revoke_done", "az", number="0501110003")
+    assert refused.text == TEXTS.render("shared_refused", "en")
+    assert report(core, "+994501110003").balance == Decimal("4.9764")  # one 650 fee: the report, not the refusal
+    audit_clean(core)
+
+
+def test_a_scratch_card_serial_to_1003_says_when_it_was_used(kannel_world):
+    core, peer, clock = kannel_world.core, kannel_world.peer, kannel_world.clock
+    add_prepaid(core, "+994501110004", "2.00", "az")
+    with core.uow() as uow:
+        services.add_card(uow, "4000000001", "1234", "5.00")
+    with core.uow() as uow:
+        services.redeem_card(uow, "+994501110004", "4000000001", "1234", key="test:card:4000000001")
+    used_at = clock.now()
+
+    mt = peer.ask("+994501110004", "1003", "4000000001")
+
+    assert mt.text == TEXTS.render("card_used", "az", serial="4000000001",
+                                   when=f"{fmt_date(used_at.date(), 'az')} {used_at:%H:%M}")
+    assert report(core, "+994501110004").balance == Decimal("6.98")
+
+
+def test_an_unknown_sender_gets_a_polite_free_answer(kannel_world):
+    mt = kannel_world.peer.ask("+994509990001", "2112", "")
+
+    assert mt.text == TEXTS.render("unknown_sender", "az")
+
+
+def test_a_balance_notification_goes_out_through_sendsms_as_flash(kannel_world):
+    core, peer = kannel_world.core, kannel_world.peer
+    add_prepaid(core, "+994501110005", "1.00", "ru")
+    with core.uow() as uow:
+        services.topup(uow, "+994501110005", Decimal("5.00"), key="test:topup:110005")
+    transport = KannelTransport(peer.sendsms_url, peer.sendsms_user, peer.sendsms_password, sender="2112")
+
+    sent = Dispatcher(transport, TEXTS).run(core)
+
+    mt = peer.expect("+994501110005")
+    assert sent >= 1
+    assert mt.text == TEXTS.render("balance_changed_balance", "ru", change="+5.00", value="6.00")
+    assert peer.sent_flags("+994501110005")[-1] == ("0", "2")
+    assert Dispatcher(transport, TEXTS).run(core) == 0  # marked sent: never twice

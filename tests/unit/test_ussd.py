@@ -1,0 +1,302 @@
+"""USSD: every code of seeds 000/002/003, the session menus, the gateway endpoint and the texts."""
+from datetime import timedelta
+from decimal import Decimal as D
+
+import pytest
+
+from billing import services
+from billing.friend_credit import run_friend_request_lapses
+from billing.pack_renewal import run_pack_expiries, run_pack_renewals
+from selfcare.http import create_app
+from ussd import texts
+from ussd.cli import ussd_command
+from ussd.codes import parse
+from ussd.service import MAX_CHARS
+from tests.unit.packs_credit_scenarios import (
+    FRIEND,
+    POST,
+    PRE,
+    assert_audit_clean,
+    call,
+    credit_ready_line,
+    debt,
+    open_postpaid,
+    open_prepaid,
+    packs,
+    report,
+    template_names,
+    templates,
+)
+
+
+def dial(core, code, msisdn=PRE):
+    return ussd_command(core, msisdn, code)
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, action, arg", [
+    ("*111*1*7#", "dates", None), ("*650#", "postpaid-balance", None), ("*100#", "pack-menu", None),
+    ("*100*3#", "pack-order", "3"), ("*100*0#", "pack-deactivate", None), ("*100*00#", "pack-stop-renewal", None),
+    ("*700#", "nar-max", None), ("*700#05#", "nar", "05"), ("*700#01#", "nar", "01"), ("*700#02#", "nar", "02"),
+    ("*700#03#", "nar", "03"), ("*711#", "sos", None), ("*700#150#", "nar-debt", None),
+    ("*711#150#", "sos-debt", None), ("*700*01*0502223344#", "credit-for-friend", "0502223344"),
+    ("*700*1*+994502223344#", "ask-friend", "+994502223344"), ("*700*1#", "friend-requests", None),
+])
+def test_each_seed_code_parses_with_and_without_the_call_key(code, action, arg):
+    assert parse(code) == parse(code + "YES") == parse(f" {code} yes ")
+    assert (parse(code).action, parse(code).arg) == (action, arg)
+
+
+@pytest.mark.parametrize("code", ["", "*", "*100", "100#", "*100*1*1#", "*700#5#", "*700#1500#", "*111*1*8#",
+                                  "*700*01*12#", "*999#", "hello", "*100*0#YESYES", "*100*-1#"])
+def test_unknown_or_malformed_codes_parse_to_help(code):
+    assert parse(code).action == "help"
+
+
+def test_an_unknown_code_gets_short_help_and_changes_nothing(core):
+    open_prepaid(core, balance="10.00", language="en")
+    for code in ("*999#", "*100*1*1#", "garbage", "*700#5#"):
+        answer = dial(core, code)
+        assert answer.startswith("END Unknown code.") and len(answer) <= MAX_CHARS + 4
+    assert report(core).balance == D("10.00") and template_names(core) == []
+    assert_audit_clean(core)
+
+
+# -- each code ---------------------------------------------------------------------------------
+
+def test_star_111_1_7_gives_the_dates_free_in_the_subscribers_language(core):
+    open_prepaid(core, balance="12.48", language="ru")
+    r = report(core)
+    answer = dial(core, "*111*1*7#YES")
+    assert answer == (f"END Баланс 12.48 AZN. Баланс действует до {r.balance_expires:%d.%m.%Y}, "
+                      f"абонемент до {r.subscription_ends:%d.%m.%Y}.")
+    assert report(core).balance == D("12.48")
+
+
+def test_star_650_gives_the_postpaid_figures_and_points_prepaid_elsewhere(core):
+    open_postpaid(core, billed=D("25.30"), current=D("7.15"), advance=D("5.00"), language="en")
+    open_prepaid(core, language="en")
+    assert dial(core, "*650#", POST) == "END Billed 25.30 AZN, current 7.15 AZN, advance 5.00 AZN. Bill day: 10."
+    assert dial(core, "*650#YES").startswith("END *650# is for postpaid lines")
+    assert dial(core, "*111*1*7#", POST).startswith("END *111*1*7# is for prepaid lines")
+
+
+def test_star_100_n_orders_and_confirms_by_sms(core):
+    open_prepaid(core, balance="10.00", language="en")
+    answer = dial(core, "*100*1#YES")
+    assert answer.startswith("END 1 GB pack active until") and "3.00 AZN charged" in answer
+    assert report(core).balance == D("7.00")
+    assert {"pack-ordered", "balance-changed"} <= set(template_names(core))
+    assert dial(core, "*100*9#") == "END There is no such pack. Packs: *100#."
+    assert dial(core, "*100*4#") == "END Your balance is not enough for this."
+    assert report(core).balance == D("7.00")
+    assert_audit_clean(core)
+
+
+def test_star_100_00_stops_renewal_and_star_100_0_annuls_the_rest(core, clock):
+    open_prepaid(core, balance="10.00", language="en")
+    assert dial(core, "*100*0#") == "END You have no internet pack. To order: *100#."
+    dial(core, "*100*1#")
+    assert dial(core, "*100*00#").startswith("END Auto-renewal stopped (1)")
+    assert "pack-renewal-stopped" in template_names(core)
+    assert dial(core, "*100*0#") == "END Packs deactivated (1). The remaining MB were annulled."
+    assert "pack-deactivated" in template_names(core)
+    assert packs(core) == []
+    assert_audit_clean(core)
+
+
+def test_star_700_codes_take_nar_credit_and_star_700_150_shows_the_debt(core, clock):
+    credit_ready_line(core, clock, topup="30.00")
+    assert dial(core, "*700#150#") == "END Your Nar Credit debt: 0.00 AZN."
+    assert dial(core, "*700#YES").startswith("END 3.00 AZN Nar Credit added. Service fee 0.60 AZN")
+    assert dial(core, "*700#05#").startswith("END 0.50 AZN Nar Credit added. Service fee 0.10 AZN")
+    assert dial(core, "*700#01#").startswith("END 1.00 AZN Nar Credit added. Service fee 0.20 AZN")
+    assert dial(core, "*700#02#").startswith("END 2.00 AZN Nar Credit added. Service fee 0.40 AZN")
+    assert dial(core, "*700#03#") == "END Your Nar Credit limit is reached. Debt: *700#150#."
+    assert dial(core, "*700#07#").startswith("END No such credit amount")
+    assert dial(core, "*700#150#") == "END Your Nar Credit debt: 7.80 AZN."
+    assert template_names(core).count("credit-granted") == 4
+    assert_audit_clean(core)
+
+
+def test_star_711_gives_sos_after_the_nar_limit_and_star_711_150_its_debt(core, clock):
+    credit_ready_line(core, clock)
+    assert dial(core, "*711#").startswith("END SOS Credit is only for lines that reached their Nar Credit limit")
+    dial(core, "*700#")
+    assert dial(core, "*711#YES").startswith("END 1.00 AZN SOS Credit added. Service fee 0.40 AZN")
+    assert dial(core, "*711#150#") == "END Your SOS Credit debt: 1.40 AZN."
+    assert_audit_clean(core)
+
+
+def test_credit_refusals_name_the_rule(core, clock):
+    open_prepaid(core, language="en")
+    assert dial(core, "*700#") == "END Credit needs at least 30 days in the network."
+    clock.advance(timedelta(days=30))
+    assert dial(core, "*700#") == "END Credit needs at least one top-up."
+    open_postpaid(core, language="en")
+    assert dial(core, "*700#", POST) == "END Credit is for prepaid lines only."
+
+
+def test_star_700_01_friend_sends_credit_to_a_friend(core, clock):
+    credit_ready_line(core, clock)
+    open_prepaid(core, FRIEND, language="az")
+    answer = dial(core, "*700*01*0502223344#YES")
+    assert answer.startswith("END 3.00 AZN Nar Credit sent to +994502223344")
+    assert report(core, FRIEND).balance == D("3.00") and debt(core).nar == D("3.60")
+    assert dial(core, "*700*01*0559999999#").startswith("END That number is not valid")
+    assert_audit_clean(core)
+
+
+def test_star_700_1_friend_asks_and_the_friend_confirms_by_ussd_within_30_minutes(core, clock):
+    credit_ready_line(core, clock, FRIEND)
+    open_prepaid(core, PRE, language="en")
+    assert dial(core, "*700*1*502223344#") == "END Request sent to +994502223344. Your friend has 30 minutes to confirm."
+    params = dict(templates(core, FRIEND))["friend-credit-request"]
+    assert params["requester"] == PRE and params["minutes"] == 30
+    clock.advance(timedelta(minutes=20))
+    menu = ussd_command(core, FRIEND, "*700*1#", "", session="f1")
+    assert menu.startswith(f"CON {PRE} asks you for Nar Credit (3.00 AZN")
+    done = ussd_command(core, FRIEND, "*700*1#", "1", session="f1")
+    assert done == f"END 3.00 AZN Nar Credit sent to {PRE}. Your debt 3.60 AZN."
+    assert report(core).balance == D("3.00")
+    assert ussd_command(core, FRIEND, "*700*1#") == "END No credit request is waiting for you."
+    assert_audit_clean(core)
+
+
+def test_an_unconfirmed_friend_request_lapses_after_30_minutes(core, clock):
+    credit_ready_line(core, clock, FRIEND)
+    open_prepaid(core, PRE, language="en")
+    dial(core, "*700*1*502223344#")
+    clock.advance(timedelta(minutes=30))
+    assert ussd_command(core, FRIEND, "*700*1#") == "END No credit request is waiting for you."
+    assert run_friend_request_lapses(core) == 1
+    assert "friend-credit-lapsed" in template_names(core)
+    assert report(core).balance == 0
+    assert_audit_clean(core)
+
+
+# -- session menus -----------------------------------------------------------------------------
+
+def test_the_pack_menu_walks_order_then_shows_my_packs(core):
+    open_prepaid(core, balance="10.00", language="az")
+    root = ussd_command(core, PRE, "*100#", "", session="s")
+    assert root.startswith("CON İnternet paketləri:")
+    assert ussd_command(core, PRE, "*100#", "1", session="s").startswith("CON Paket seçin (30 gün):\n1 1 GB - 3.00 AZN")
+    assert "Təsdiq edirsiniz?" in ussd_command(core, PRE, "*100#", "1*1", session="s")
+    assert ussd_command(core, PRE, "*100#", "1*1*2", session="s") == "END Ləğv edildi. Heç nə dəyişmədi."
+    assert report(core).balance == D("10.00")
+    assert ussd_command(core, PRE, "*100#", "1*1*1", session="t").startswith("END 1 GB paketi")
+    assert ussd_command(core, PRE, "*100#", "2", session="u").startswith("END 1 GB: 1024 MB qalıb")
+
+
+def test_invalid_menu_input_reprompts_and_three_errors_end_the_session(core):
+    open_prepaid(core, balance="10.00", language="en")
+    assert ussd_command(core, PRE, "*100#", "7").startswith("CON Invalid choice.\nInternet packs:")
+    assert ussd_command(core, PRE, "*100#", "7*1").startswith("CON Choose a pack")
+    assert ussd_command(core, PRE, "*100#", "7*8*9") == "END Too many invalid choices. Please dial the code again."
+    assert report(core).balance == D("10.00")
+
+
+def test_menu_stop_renewal_and_deactivate_ask_for_confirmation(core):
+    open_prepaid(core, balance="10.00", language="en")
+    dial(core, "*100*1#")
+    assert ussd_command(core, PRE, "*100#", "3").startswith("CON Stop the automatic renewal")
+    assert ussd_command(core, PRE, "*100#", "3*1").startswith("END Auto-renewal stopped (1)")
+    assert ussd_command(core, PRE, "*100#", "4*1").startswith("END Packs deactivated (1)")
+
+
+def test_the_state_api_reports_a_throttled_50_gb_pack(core):
+    open_prepaid(core, balance="30.00", language="en")
+    dial(core, "*100*4#")
+    call(core, services.record_data_usage, PRE, 51200 + 1, "u1")
+    assert ussd_command(core, PRE, "*100#", "2").startswith("END 50 GB: volume used up, speed 128 kbit/s")
+
+
+# -- the gateway endpoint ----------------------------------------------------------------------
+
+@pytest.fixture
+def client(core):
+    app = create_app(core)
+    app.testing = True
+    return app.test_client()
+
+
+def post(client, text, session="ATUid_1", code="*100#", phone="+994501234567"):
+    return client.post("/ussd", data={"sessionId": session, "serviceCode": code, "phoneNumber": phone, "text": text})
+
+
+def test_a_gateway_session_walks_the_pack_menu_and_a_retry_charges_once(core, client):
+    open_prepaid(core, balance="10.00", language="en")
+    first = post(client, "")
+    assert first.status_code == 200 and first.mimetype == "text/plain"
+    assert first.get_data(as_text=True).startswith("CON Internet packs:")
+    assert post(client, "1").get_data(as_text=True).startswith("CON Choose a pack")
+    assert post(client, "1*2").get_data(as_text=True).startswith("CON 3 GB pack for 6.00 AZN")
+    done = post(client, "1*2*1").get_data(as_text=True)
+    assert done.startswith("END 3 GB pack active until")
+    assert post(client, "1*2*1").get_data(as_text=True) == done  # the gateway retried
+    assert report(core).balance == D("4.00") and len(packs(core)) == 1
+    for text in ("", "1", "1*2", "1*2*1"):
+        assert len(post(client, text).get_data(as_text=True)) <= MAX_CHARS
+    assert_audit_clean(core)
+
+
+def test_the_gateway_gets_direct_codes_and_bad_requests(core, client):
+    open_prepaid(core, balance="10.00", language="en")
+    assert post(client, "", code="*111*1*7#").get_data(as_text=True).startswith("END Balance 10.00 AZN")
+    unknown = post(client, "", phone="+994559999999").get_data(as_text=True)
+    assert unknown == "END " + texts.reply("unknown-subscriber", "az")  # no line, no language: the default
+    assert post(client, "", session="").status_code == 400
+    assert post(client, "", session="x" * 300).status_code == 400
+
+
+# -- texts -------------------------------------------------------------------------------------
+
+LONG = {"amount": "10.00", "fee": "0.60", "request_fee": "0.08", "debt": "999.99", "balance": "99999.99",
+        "expires": "22.12.2026", "ends": "22.12.2026", "billed": "99999.99", "current": "99999.99",
+        "advance": "99999.99", "bill_day": 24, "title": "50 GB", "price": "30.00", "days": 30, "count": 9,
+        "remaining": "51200", "renew": ", yenilənmə gözləyir", "speed": 128, "number": 99, "friend": "+994502223344",
+        "requester": "+994502223344", "minutes": 30}
+
+
+@pytest.mark.parametrize("lang", ["az", "en", "ru"])
+def test_every_ussd_reply_fits_182_characters(lang):
+    for key, entry in texts.replies().items():
+        assert len(entry[lang].format(**LONG)) <= MAX_CHARS, key
+
+
+@pytest.mark.parametrize("lang", ["az", "en", "ru"])
+def test_every_notification_renders_within_two_sms_parts(lang):
+    params = {"pack": "50gb", "volume_mb": 51200, "price": "30.0000", "expires": "2026-12-22", "retry_until": "2027-03-22",
+              "reason": "balance", "count": 9, "plan": "postpaid", "tariff": "biznes", "packs_annulled": 9,
+              "kind": "nar", "amount": "3.0000", "fee": "0.6000", "request_fee": "0.0800",
+              "request_fee_deferred": True, "debt": "999.9900", "friend": "+994502223344",
+              "requester": "+994502223344", "repaid": "999.9900", "minutes": 30}
+    for template in texts.templates():
+        rendered = texts.render_notification(template, lang, params)
+        assert len(rendered) <= 134, (template, len(rendered))
+
+
+def test_every_template_the_scenarios_enqueue_has_a_text(core, clock):
+    from tests.unit import packs_credit_scenarios as scenarios
+
+    lead_templates = {"balance-changed", "bill-issued"}
+    seen = set()
+    for scenario in scenarios.SCENARIOS:
+        fresh = core.__class__(f"{core.db_url}-{scenario.__name__}.db", clock=clock)
+        fresh.upgrade_schema()
+        try:
+            scenario(fresh, clock)
+            with fresh.uow() as uow:
+                from billing.outbox import pending
+                seen |= {m.template for m in pending(uow)}
+        finally:
+            fresh.dispose()
+    assert seen - lead_templates <= set(texts.templates())
+    assert {"pack-ordered", "pack-renewed", "credit-granted", "credit-repaid", "friend-credit-request"} <= seen
+
+
+def test_worker_jobs_take_the_core_and_return_counts(core):
+    for job in (run_pack_renewals, run_pack_expiries, run_friend_request_lapses):
+        assert job(core) == 0

@@ -1,0 +1,57 @@
+"""The USSD codes of seeds 000, 002 and 003, parsed into a request (no I/O, nothing changed).
+
+The trailing `YES` the seeds print is the handset's call key: accepted with or without it.
+Anything else is `help` (a short list of codes), so a typo never changes anything.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Menu codes open a session (CON ...); the others answer at once (END ...).
+MENU_ACTIONS = ("pack-menu", "friend-requests")
+
+
+@dataclass(frozen=True)
+class Request:
+    action: str
+    arg: str | None = None
+
+    @property
+    def is_menu(self) -> bool:
+        return self.action in MENU_ACTIONS
+
+
+_FRIEND = r"(\+?\d{9,12})"
+_CODES = (
+    (re.compile(r"^\*111\*1\*7#$"), "dates"),               # seed 000, free
+    (re.compile(r"^\*650#$"), "postpaid-balance"),           # seed 000
+    (re.compile(r"^\*100#$"), "pack-menu"),                  # seed 002: menu / status
+    (re.compile(r"^\*100\*0#$"), "pack-deactivate"),         # seed 002
+    (re.compile(r"^\*100\*00#$"), "pack-stop-renewal"),      # seed 002
+    (re.compile(r"^\*100\*([1-9]\d?)#$"), "pack-order"),     # *100*N#
+    (re.compile(r"^\*700#$"), "nar-max"),                    # seed 003: the most available, <= 3 AZN
+    (re.compile(r"^\*700#150#$"), "nar-debt"),               # seed 003, free
+    (re.compile(r"^\*700#(\d\d)#$"), "nar"),                 # *700#05#, #01#, #02#, #03#
+    (re.compile(r"^\*711#$"), "sos"),
+    (re.compile(r"^\*711#150#$"), "sos-debt"),
+    (re.compile(rf"^\*700\*01\*{_FRIEND}#$"), "credit-for-friend"),
+    (re.compile(rf"^\*700\*1\*{_FRIEND}#$"), "ask-friend"),
+    (re.compile(r"^\*700\*1#$"), "friend-requests"),         # ours: the friend's confirmation menu
+)
+
+
+def clean(code: str) -> str:
+    compact = re.sub(r"\s+", "", code or "")
+    if compact.upper().endswith("YES"):
+        compact = compact[:-3]
+    return compact
+
+
+def parse(code: str) -> Request:
+    compact = clean(code)
+    for pattern, action in _CODES:
+        match = pattern.match(compact)
+        if match:
+            return Request(action, match.group(1) if match.groups() else None)
+    return Request("help")
