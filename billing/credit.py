@@ -5,7 +5,7 @@ its amount plus the service fee to the borrower's debt account (`nar_debt` / `so
 0.08 AZN request fee is taken at once when the borrower's balance (before the credit lands)
 covers it, otherwise it joins the debt. The whole debt is recovered at the next top-up, as far
 as the balance allows. A credit never touches the line's validity dates. Limits count the
-principal of credits not yet fully repaid. Choices: docs/rules-packs-credit.md.
+principal of credits not yet fully repaid. Choices: docs/rules.md.
 """
 from __future__ import annotations
 

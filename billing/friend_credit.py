@@ -3,7 +3,7 @@
 `*700*01*<friend>#`: the caller takes a Nar Credit on their own credit line and it lands on the
 friend's balance (the caller owes it). `*700*1*<friend>#`: the caller asks the friend to do that
 for them; the friend has `friend_confirm_minutes` (30) to confirm by USSD (`*700*1#`) or by an
-SMS reply; unanswered requests lapse. Choices: docs/rules-packs-credit.md.
+SMS reply; unanswered requests lapse. Choices: docs/rules.md.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What time does to packs (seed 002): renewal at the end of each 30-day period, retries for 90
 days, the 24-hour leftover, lapses, and the suspension rules. Worker jobs take the core.
 
-Our reading of the seed (docs/rules-packs-credit.md):
+Our reading of the seed (docs/rules.md):
 - at period end an auto-renewing pack is renewed when the balance covers its price; the unused
   volume of the old period is annulled (a fresh period starts with the full volume);
 - when it cannot be renewed, the unused rest stays usable for `leftover_hours` (24 h) after the

@@ -1,6 +1,6 @@
 """Moving a line between prepaid and postpaid. Seed 002: the move annuls every internet pack.
 
-Money moves with the line (our rule, docs/rules-packs-credit.md): prepaid -> postpaid turns the
+Money moves with the line (our rule, docs/rules.md): prepaid -> postpaid turns the
 balance into advance payment; postpaid -> prepaid needs the bill and current usage settled and
 turns the advance into balance. A line with Nar/SOS debt must repay it before leaving prepaid.
 """

@@ -4,7 +4,7 @@ One parser for every way an SMS arrives (Twilio, Kannel, `selfcare sms`): it loo
 short number and the text, and returns a command. It does no I/O and knows no subscriber; whether
 the sender may do it, and what it costs, is the service's business.
 
-Accepted (docs/sms.md):
+Accepted (docs/rules.md):
   2112  blank                    -> prepaid balance
   650   blank                    -> postpaid balance
   650   +<number>                -> grant <number> access to my balance figures

@@ -5,7 +5,7 @@ only after the transport accepted it) and each transport drops a twin it already
 process (same outbox key), so a crash between "accepted" and "marked sent" does not double-send
 within a process; across restarts the key goes to the far side (Kannel's dlr-url / Twilio's log).
 
-Environment (docs/operations-sms.md):
+Environment (docs/operations.md):
   SELFCARE_SMS_TRANSPORT        log (default) | kannel | twilio
   SELFCARE_SMS_SENDER           the sender shown to subscribers (default 2112)
   SELFCARE_SMS_FLASH            1 (default): balance notifications as flash SMS where possible

@@ -66,7 +66,7 @@ def twilio_webhook(core, settings):
     if not sid or not sender:
         return Response("MessageSid and From are required\n", status=400, content_type=PLAIN_UTF8)
     reply = _handle(core, sender, _twilio_short_number(request), request.form.get("Body", ""), f"twilio:{sid}")
-    # Twilio has no flash (class 0) SMS: balance replies arrive as ordinary messages (docs/sms.md).
+    # Twilio has no flash (class 0) SMS: balance replies arrive as ordinary messages (docs/rules.md).
     return twiml(reply.text)
 
 
