@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -64,7 +64,6 @@ class TariffBook:
     info_sms_fees: dict[str, Decimal]
     validity_tiers: tuple[ValidityTier, ...]
     subscription_grace_days: int
-    extra: dict = field(default_factory=dict)
 
     def get(self, name: str) -> Tariff:
         try:
@@ -149,13 +148,14 @@ def parse_tariff_book(raw: dict) -> TariffBook:
     )
     if not tiers:
         raise InvalidTariffData("validity.tiers: at least one tier is needed")
-    known = {"tariffs", "info_sms_fees", "validity"}
+    unknown = set(raw) - {"tariffs", "info_sms_fees", "validity"}
+    if unknown:
+        raise InvalidTariffData(f"unknown section(s): {', '.join(sorted(unknown))}")
     return TariffBook(
         tariffs=tariffs,
         info_sms_fees=fees,
         validity_tiers=tiers,
         subscription_grace_days=_positive_int("validity.subscription_grace_days", validity.get("subscription_grace_days")),
-        extra={k: v for k, v in raw.items() if k not in known},
     )
 
 

@@ -19,6 +19,7 @@ hears to an 8 kHz WAV with aufile.
 from __future__ import annotations
 
 import array
+import importlib.util
 import itertools
 import json
 import math
@@ -65,7 +66,7 @@ exten => _call.,1,ExecIf($["${GLOBAL(CID_${EXTEN})}" != ""]?Set(CALLERID(num)=${
 exten => _call.,1,Answer()
  same => n,MixMonitor(${GLOBAL(REC_${EXTEN})},r(${GLOBAL(HEARD_${EXTEN})}))
  same => n(wait),WaitForCondition(#,#["#{GLOBAL(ACT_${EXTEN})}" != ""],900,0.02)
- same => n,GotoIf($["${WAITFORCONDITIONSTATUS}" != "SUCCESS"]?done)
+ same => n,GotoIf($["${WAITFORCONDITIONSTATUS}" != "TRUE"]?done)
  same => n,Set(ACTION=${GLOBAL(ACT_${EXTEN})})
  same => n,Set(GLOBAL(ACT_${EXTEN})=)
  same => n,GotoIf($["${ACTION}" = "hangup"]?done)
@@ -82,14 +83,12 @@ STUB_CONFIGS = {
     "features.conf": "",
     "pjproject.conf": "",
     "sorcery.conf": "",
-    "indications.conf": "[general]\ncountry=us\n\n[us]\ndescription = United States\n",
     "cdr.conf": "[general]\nenable=no\n",
     "cel.conf": "[general]\nenable=no\n",
     "manager.conf": "[general]\nenabled=no\n",
     "http.conf": "[general]\nenabled=no\n",
     "musiconhold.conf": "",
     "res_stun_monitor.conf": "",
-    "stasis.conf": "",
 }
 
 
@@ -102,12 +101,14 @@ class AsteriskError(Exception):
 
 
 def loud(message: str) -> None:
-    """Print past pytest's capture so that a skipped real-PBX suite is seen."""
+    """Print past pytest's capture (the controlling terminal, else the original stderr fd) so
+    that a skipped real-PBX suite is seen while it happens; conftest repeats it in the summary."""
     banner = "!" * 78
     text = f"\n{banner}\n!!! {message}\n{banner}\n"
     try:
         with open("/dev/tty", "w") as tty:
             tty.write(text)
+            return
     except OSError:
         pass
     sys.__stderr__.write(text)
@@ -183,7 +184,11 @@ def process_state(pid: int) -> str | None:
 
 def load_install_prompts():
     """scripts/install-prompts as a module (one implementation for the box and for the tests)."""
-    return SourceFileLoader("install_prompts", str(REPO / "scripts" / "install-prompts")).load_module()
+    loader = SourceFileLoader("install_prompts", str(REPO / "scripts" / "install-prompts"))
+    spec = importlib.util.spec_from_loader("install_prompts", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
 
 
 def resolve_inside(chroot: Path, inside: str, hops: int = 20) -> str:
@@ -283,6 +288,57 @@ class AgiLine:
 
 
 AGI_LOG_LINE = re.compile(r"<(?P<channel>[^>]+)>AGI (?P<dir>Rx|Tx) (?:<<|>>) (?P<text>.*)$")
+REPLY_RESULT = re.compile(r"^200 result=(-?\d*)")
+
+
+class AgiTrace:
+    """The AGI conversation of one call as Asterisk logged it (`agi set debug on`), read with a cursor.
+
+    The cursor is how a scripted caller knows where the call is: it waits for the server's next
+    digit-reading command, presses, then waits for the reply that shows the digit was taken, so the
+    next press is never matched against the prompt that has already been answered."""
+
+    def __init__(self, pbx: "AsteriskPeer", channel_prefix: str):
+        self.pbx = pbx
+        self.channel_prefix = channel_prefix
+        # a channel prefix may be shared by successive calls (PJSIP/caller-): start after theirs
+        self.start = self.cursor = len(pbx.agi_lines(channel_prefix))
+
+    def lines(self) -> list[AgiLine]:
+        return self.pbx.agi_lines(self.channel_prefix)[self.start:]
+
+    def commands(self) -> list[str]:
+        return [line.text for line in self.lines() if line.direction == "Rx"]
+
+    def wait_for(self, predicate, what: str, timeout_s: float, is_over=None) -> AgiLine:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lines = self.pbx.agi_lines(self.channel_prefix)
+            for index in range(self.cursor, len(lines)):
+                if predicate(lines[index]):
+                    self.cursor = index + 1
+                    return lines[index]
+            if time.monotonic() > deadline or (is_over is not None and is_over()):
+                raise AsteriskError(f"{self.channel_prefix}: no {what} within {timeout_s}s; AGI so far: "
+                                    f"{[line.text for line in lines if line.direction == 'Rx']}" + self.pbx.log_tail())
+            time.sleep(0.05)
+
+    def wait_for_command(self, pattern: str, timeout_s: float = 120, is_over=None) -> str:
+        regex = re.compile(pattern, re.I)
+        return self.wait_for(lambda line: line.direction == "Rx" and regex.search(line.text),
+                             f"command /{pattern}/", timeout_s, is_over).text
+
+    def wait_for_digit_prompt(self, timeout_s: float = 120, is_over=None) -> str:
+        return self.wait_for(lambda line: line.direction == "Rx" and DIGIT_READING_COMMAND.match(line.text),
+                             "digit prompt", timeout_s, is_over).text
+
+    def wait_digit_taken(self, digit: str, timeout_s: float = 30, is_over=None) -> None:
+        """The reply that carries `digit`: ASCII code for STREAM FILE/WAIT FOR DIGIT, the digit for GET DATA."""
+        def carries_digit(line: AgiLine) -> bool:
+            match = line.direction == "Tx" and REPLY_RESULT.match(line.text)
+            return bool(match) and match.group(1) in (str(ord(digit)), digit)
+        self.wait_for(carries_digit, f"reply carrying digit {digit!r}", timeout_s, is_over)
+
 
 
 class AsteriskPeer:
@@ -357,6 +413,8 @@ messages => notice,warning,error
         )
         for name, text in STUB_CONFIGS.items():
             (etc / name).write_text(text)
+        # the stock tone tables (Playtones/indications); ours would only repeat them
+        shutil.copyfile(self.chroot / "etc/asterisk/indications.conf", etc / "indications.conf")
         shutil.copyfile(DIALPLAN_DIR / "modules.conf", etc / "modules.conf")
         extensions = fill_globals(
             (DIALPLAN_DIR / "extensions.conf").read_text(),
@@ -415,10 +473,20 @@ messages => notice,warning,error
         self._check_boot()
         return self
 
+    REQUIRED_APPLICATIONS = ("AGI", "SendDTMF", "MixMonitor", "WaitForCondition", "Playback", "ExecIf")
+
     def _check_boot(self) -> None:
+        """Fail now, naming what is missing, rather than with a call that silently goes nowhere."""
+        for application in self.REQUIRED_APPLICATIONS:
+            if f"Application '{application}'" not in self.cli(f"core show application {application}"):
+                raise AsteriskError(f"application {application} is not loaded (dialplan/modules.conf?)"
+                                    + self.log_tail())
         dialplan = self.cli("dialplan show 2112@subscribers")
         if "AGI(agi://" not in dialplan:
             raise AsteriskError("extension 2112@subscribers was not loaded:\n" + dialplan + self.log_tail())
+        errors = [line for line in self.log_text().splitlines() if "ERROR[" in line and "loader.c" in line]
+        if errors:
+            raise AsteriskError("modules failed to load:\n" + "\n".join(errors))
         endpoints = self.cli("pjsip show endpoints")
         if "caller" not in endpoints:
             raise AsteriskError("the pjsip endpoint 'caller' was not loaded:\n" + endpoints + self.log_tail())
@@ -533,6 +601,32 @@ messages => notice,warning,error
         return call
 
 
+def agi_environment(lines: list[AgiLine]) -> dict[str, str]:
+    """The agi_* variables as logged (Asterisk does not log agi_network/agi_network_script:
+    agi_request carries the same path)."""
+    env = {}
+    for line in lines:
+        if line.direction == "Tx" and line.text.startswith("agi_"):
+            key, _, value = line.text.partition(": ")
+            env[key] = value
+    return env
+
+
+def played_sounds(commands: list[str]) -> list[str]:
+    """The sound names the server asked Asterisk to play (STREAM FILE / GET DATA / EXEC Playback)."""
+    names = []
+    for command in commands:
+        parts = command.split()
+        upper = command.upper()
+        if upper.startswith(("STREAM FILE", "CONTROL STREAM FILE")) and len(parts) >= 3:
+            names.append(parts[3] if upper.startswith("CONTROL") else parts[2])
+        elif upper.startswith("GET DATA") and len(parts) >= 3:
+            names.append(parts[2])
+        elif upper.startswith("EXEC PLAYBACK") and len(parts) >= 3:
+            names.extend(parts[2].split("&"))
+    return names
+
+
 class LocalCall:
     """One call placed with `channel originate Local/...`, seen from the caller's side."""
 
@@ -544,7 +638,8 @@ class LocalCall:
         self.agi_channel_prefix = f"Local/{call_id}@selfcare-test-caller-"
         self.heard_inside = pbx.inside / "spool" / f"{call_id}-heard.wav"
         self.mixed_inside = pbx.inside / "spool" / f"{call_id}-both.wav"
-        self._commands_seen = 0
+        self.trace = AgiTrace(pbx, self.agi_channel_prefix)
+        self.placed_at = 0.0
 
     @property
     def heard_wav(self) -> Path:
@@ -557,48 +652,27 @@ class LocalCall:
         pbx.set_global(f"REC_{self.id}", str(self.mixed_inside))
         pbx.set_global(f"HEARD_{self.id}", str(self.heard_inside))
         pbx.set_global(f"ACT_{self.id}", "")
+        self.placed_at = time.monotonic()
         pbx.cli(f"channel originate Local/{self.id}@selfcare-test-caller extension {self.id}@selfcare-test-listener")
 
     def commands(self) -> list[str]:
         """The AGI commands our server sent on this call, in order."""
-        return [line.text for line in self.pbx.agi_lines(self.agi_channel_prefix) if line.direction == "Rx"]
+        return self.trace.commands()
 
     def environment(self) -> dict[str, str]:
-        env = {}
-        for line in self.pbx.agi_lines(self.agi_channel_prefix):
-            if line.direction == "Tx" and line.text.startswith("agi_"):
-                key, _, value = line.text.partition(": ")
-                env[key] = value
-        return env
+        return agi_environment(self.trace.lines())
 
     def played(self) -> list[str]:
-        """The sound names the server asked Asterisk to play (STREAM FILE / GET DATA / EXEC Playback)."""
-        names = []
-        for command in self.commands():
-            parts = command.split()
-            upper = command.upper()
-            if upper.startswith("STREAM FILE") and len(parts) >= 3:
-                names.append(parts[2])
-            elif upper.startswith("GET DATA") and len(parts) >= 3:
-                names.append(parts[2])
-            elif upper.startswith("EXEC PLAYBACK") and len(parts) >= 3:
-                names.extend(parts[2].split("&"))
-        return names
+        return played_sounds(self.commands())
+
+    def _is_over(self) -> bool:
+        return time.monotonic() - self.placed_at > 3 and not self.is_up()
+
+    def wait_for_command(self, pattern: str, timeout_s: float = 120) -> str:
+        return self.trace.wait_for_command(pattern, timeout_s, self._is_over)
 
     def wait_for_digit_prompt(self, timeout_s: float = 120) -> str:
-        """Block until the server sends its next digit-reading command on this call."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            commands = self.commands()
-            for index in range(self._commands_seen, len(commands)):
-                if DIGIT_READING_COMMAND.match(commands[index]):
-                    self._commands_seen = index + 1
-                    return commands[index]
-            if self._commands_seen and not self.is_up() and len(commands) <= self._commands_seen:
-                break
-            time.sleep(0.05)
-        raise AsteriskError(f"{self.id}: no digit prompt within {timeout_s}s; commands: {self.commands()}"
-                            + self.pbx.log_tail())
+        return self.trace.wait_for_digit_prompt(timeout_s, self._is_over)
 
     def _post(self, action: str, timeout_s: float = 10) -> None:
         self.pbx.set_global(f"ACT_{self.id}", action)
@@ -608,10 +682,12 @@ class LocalCall:
                 raise AsteriskError(f"{self.id}: the caller did not take action {action!r}" + self.pbx.log_tail())
             time.sleep(0.05)
 
-    def press(self, digits: str) -> None:
-        if not re.fullmatch(r"[0-9*#]+", digits):
-            raise ValueError(f"not DTMF digits: {digits!r}")
-        self._post(digits)
+    def press(self, digit: str) -> None:
+        """Press one key and wait until the server's command has taken it."""
+        if not re.fullmatch(r"[0-9*#]", digit):
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+        self._post(digit)
+        self.trace.wait_digit_taken(digit, is_over=self._is_over)
 
     def hangup(self) -> None:
         self._post("hangup")
@@ -668,7 +744,7 @@ auplay_channels 1
 audio_buffer 20-160
 rtp_ports {self.rtp_start}-{self.rtp_start + 19}
 rtp_timeout 0
-net_interface lo
+net_interface 127.0.0.1
 module_path /usr/lib/baresip/modules
 module g711.so
 module aufile.so
@@ -793,38 +869,98 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         self.stop()
 
 
+@dataclass
+class SipCallResult:
+    heard_wav: Path  # what the caller heard, 8 kHz 16-bit mono
+    commands: list[str]  # the AGI commands our server sent
+    environment: dict[str, str]  # the agi_* environment Asterisk sent
+
+
 def sip_call(pbx: AsteriskPeer, callerid: str, exten: str, dtmf: str = "",
-             max_seconds: float = 90, press_delay_s: float = 0.4) -> tuple[Path, list[str]]:
-    """Call `exten` over SIP from baresip as `callerid`; press `dtmf` (one per digit prompt, `h` =
-    hang up there). Returns (the WAV of what the caller heard, the AGI commands of the call)."""
-    prefix = "PJSIP/caller-"
-    before = len([line for line in pbx.agi_lines(prefix) if line.direction == "Rx"])
+             max_seconds: float = 120, press_delay_s: float = 0.4) -> SipCallResult:
+    """Call `exten` over SIP from baresip as `callerid`; at each digit prompt take the next step of
+    `dtmf` (a key to press, or `h` to hang up). Without `h`, waits for the flow to hang up."""
+    trace = AgiTrace(pbx, "PJSIP/caller-")
     with BaresipPhone(pbx, callerid) as phone:
         phone.dial(exten)
-        seen = before
+        closed = lambda: phone.has_event("CALL_CLOSED")  # noqa: E731
         for step in dtmf:
-            deadline = time.monotonic() + max_seconds
-            while True:
-                commands = [line.text for line in pbx.agi_lines(prefix) if line.direction == "Rx"]
-                hit = next((i for i in range(seen, len(commands)) if DIGIT_READING_COMMAND.match(commands[i])), None)
-                if hit is not None:
-                    seen = hit + 1
-                    break
-                if time.monotonic() > deadline or phone.has_event("CALL_CLOSED"):
-                    raise AsteriskError(f"SIP call: no digit prompt for {step!r}; commands {commands[before:]}")
-                time.sleep(0.05)
+            trace.wait_for_digit_prompt(max_seconds, closed)
             time.sleep(press_delay_s)
             if step == "h":
                 phone.hangup()
-            else:
-                phone.send_digit(step)
-        if "h" not in dtmf:
+                break
+            phone.send_digit(step)
+            trace.wait_digit_taken(step, 30, closed)
+        try:
+            phone.wait_event("CALL_CLOSED", max_seconds)
+        except AsteriskError:
+            phone.hangup()
+            raise
+    return SipCallResult(phone.heard_wav, trace.commands(), agi_environment(trace.lines()))
+
+
+# ------------------------------------------------------------------------- a tiny FastAGI peer
+
+class TinyFastAgi:
+    """A minimal FastAGI responder to prove the harness without our IVR: it sends `script` (AGI
+    commands) to each call, records the environment and the replies, and closes the socket on a
+    hangup (a bare HANGUP line, 511, or result=-1) like a well-behaved server must."""
+
+    def __init__(self, script: list[str]):
+        self.script = script
+        self.sessions: list[dict] = []
+        self._server = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = self._server.getsockname()[1]
+        self._threads: list = []
+        self._stopping = False
+
+    def start(self) -> "TinyFastAgi":
+        import threading
+
+        self._acceptor = threading.Thread(target=self._accept, name="tiny-fastagi", daemon=True)
+        self._acceptor.start()
+        return self
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._stopping:
             try:
-                phone.wait_event("CALL_CLOSED", max_seconds)
-            except AsteriskError:
-                phone.hangup()
-                raise
-        else:
-            phone.wait_event("CALL_CLOSED", 15)
-        commands = [line.text for line in pbx.agi_lines(prefix) if line.direction == "Rx"][before:]
-    return phone.heard_wav, commands
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        session = {"env": {}, "replies": [], "closed": False}
+        self.sessions.append(session)
+        conn.settimeout(60)
+        try:
+            reader = conn.makefile("r", encoding="utf-8", newline="\n")
+            while (line := reader.readline().rstrip("\n")):
+                key, _, value = line.partition(": ")
+                session["env"][key] = value
+            for command in self.script:
+                conn.sendall(command.encode() + b"\n")
+                reply = reader.readline().rstrip("\n")
+                if reply == "HANGUP":  # async notice: the reply of the command follows
+                    reply = reader.readline().rstrip("\n")
+                    session["replies"].append((command, "HANGUP+" + reply))
+                    break
+                session["replies"].append((command, reply))
+                if not reply or reply.startswith("511") or reply.startswith("200 result=-1") and "endpos" not in reply:
+                    break
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            session["closed"] = True
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._server.close()
+        for thread in self._threads:
+            thread.join(5)
