@@ -96,8 +96,8 @@ class SmsService:
         handler = {
             Kind.PREPAID_BALANCE: self._prepaid_balance,
             Kind.POSTPAID_BALANCE: self._postpaid_balance,
-            Kind.GRANT: self._grant,
-            Kind.REVOKE: self._revoke,
+            Kind.GRANT: self._change_one_grant,
+            Kind.REVOKE: self._change_one_grant,
             Kind.REVOKE_ALL: self._revoke_all,
             Kind.SHARED_BALANCE: self._shared_balance,
             Kind.LINE_INFO: self._line_info,
@@ -159,23 +159,21 @@ class SmsService:
             return Outcome("grant_self")
         return None
 
-    def _grant(self, uow, command, report, key) -> Outcome:
-        refusal = self._grant_refusal(command, report)
-        if refusal:
-            return refusal
-        other = self._other_number(command)
-        charged = self._charge(uow, command, report, key)
-        made = services.grant_access(uow, report.msisdn, other)
-        return Outcome("grant_made" if made else "grant_exists", {"number": fmt_number(other)}, charged)
+    # what `+<number>` and `-<number>` do: (billing service, answer when it changed something, when not)
+    _ONE_GRANT = {
+        Kind.GRANT: (services.grant_access, "grant_made", "grant_exists"),
+        Kind.REVOKE: (services.revoke_access, "revoke_done", "revoke_none"),
+    }
 
-    def _revoke(self, uow, command, report, key) -> Outcome:
+    def _change_one_grant(self, uow, command, report, key) -> Outcome:
         refusal = self._grant_refusal(command, report)
         if refusal:
             return refusal
         other = self._other_number(command)
         charged = self._charge(uow, command, report, key)
-        removed = services.revoke_access(uow, report.msisdn, other)
-        return Outcome("revoke_done" if removed else "revoke_none", {"number": fmt_number(other)}, charged)
+        change, done, unchanged = self._ONE_GRANT[command.kind]
+        changed = change(uow, report.msisdn, other)
+        return Outcome(done if changed else unchanged, {"number": fmt_number(other)}, charged)
 
     def _revoke_all(self, uow, command, report, key) -> Outcome:
         refusal = self._grant_refusal(command, report)
