@@ -140,12 +140,26 @@ def reply_means(text: str) -> bool | None:
     return True if word in YES_WORDS else False if word in NO_WORDS else None
 
 
-def answer_friend_request_by_sms(uow, friend: str, text: str, key: str) -> CreditResult | None:
-    """For the SMS channel: the friend's reply (yes/no in az/en/ru) to the request SMS."""
+@dataclass(frozen=True)
+class FriendAnswer:
+    requester: str  # who asked
+    credit: CreditResult | None  # None when the friend declined
+
+
+def answer_friend_request_by_sms(uow, friend: str, text: str, key: str) -> FriendAnswer:
+    """For the SMS channel: the friend's reply (yes/no in az/en/ru) to the oldest pending request."""
     accept = reply_means(text)
     if accept is None:
         raise CreditRefused("unclear-reply", "reply YES to confirm or NO to decline")
-    return answer_friend_request(uow, friend, accept, key)
+    line = lines.find(uow, friend)
+    pending = uow.session.scalar(
+        select(FriendCreditRequest).where(FriendCreditRequest.friend_id == line.id,
+                                          FriendCreditRequest.status == "pending")
+        .order_by(FriendCreditRequest.id).limit(1))
+    if pending is None:
+        raise NoFriendRequest("no credit request is waiting for you")
+    requester = uow.session.scalar(select(Subscriber.msisdn).where(Subscriber.id == pending.requester_id))
+    return FriendAnswer(requester, answer_friend_request(uow, friend, accept, key, request_id=pending.id))
 
 
 def run_friend_request_lapses(core) -> int:

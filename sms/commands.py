@@ -31,11 +31,12 @@ class Kind(str, Enum):
     SHARED_BALANCE = "shared-balance"
     LINE_INFO = "line-info"
     CARD_CHECK = "card-check"
+    FRIEND_CREDIT_REPLY = "friend-credit-reply"  # YES/NO to 700, answering a friend's credit request
     USAGE = "usage"
     NOT_SERVED = "not-served"  # a short number this bot does not answer
 
 
-SHORT_NUMBERS = ("2112", "650", "1005", "1003")
+SHORT_NUMBERS = ("2112", "650", "1005", "1003", "700")
 
 
 @dataclass(frozen=True)
@@ -101,4 +102,6 @@ def parse(to: str, text: str | None) -> Command:
         return Command(Kind.USAGE, number)
     if number == "650":
         return _parse_650(body)
+    if number == "700":
+        return Command(Kind.FRIEND_CREDIT_REPLY, number, body) if body else Command(Kind.USAGE, number)
     return Command(Kind.NOT_SERVED, number)

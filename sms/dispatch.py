@@ -68,6 +68,8 @@ def render_outgoing(catalogue: Catalogue, message: Outgoing) -> str:
 
 
 FLASH_TEMPLATES = ("balance-changed",)
+# Messages the subscriber answers come from the number that takes the answer.
+REPLY_TO = {"friend-credit-request": "700"}
 
 
 # -- transports --------------------------------------------------------------------------------
@@ -119,7 +121,8 @@ class KannelTransport:
 
     def query(self, message: Outgoing, text: str) -> dict:
         params = {
-            "username": self.username, "password": self.password, "from": self.sender,
+            "username": self.username, "password": self.password,
+            "from": REPLY_TO.get(message.template, self.sender),
             "to": message.msisdn, "text": text, "charset": "utf-8",
         }
         if not is_gsm7(text):

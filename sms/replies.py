@@ -50,6 +50,9 @@ TEMPLATES = {
     "not_served": set(), "unknown_sender": set(), "insufficient_balance": {"fee"}, "unavailable": set(),
     "balance_changed_balance": {"change", "value"}, "balance_changed_current": {"change", "value"},
     "bill_issued": {"usage", "billed", "advance"},
+    "usage_700": set(),
+    "friend_credit_sent": {"balance", "number"}, "friend_credit_declined": {"number"},
+    "friend_credit_none": set(), "friend_credit_expired": set(), "friend_credit_refused": set(),
 }
 WORDS = {"roaming": ("roaming_on", "roaming_off")}  # templates that are words inside other templates
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from billing import services
+from billing.credit import CreditRefused
 from billing.errors import AccessDenied, InsufficientBalance, InvalidMsisdn, UnknownCard, UnknownSubscriber
+from billing.friend_credit import FriendRequestExpired, NoFriendRequest
 from billing.money import fmt_azn
 from billing.msisdn import mask, normalize
 
@@ -31,6 +33,7 @@ log = logging.getLogger("sms.service")
 
 # Replies that carry balance figures go as flash SMS where the gateway can (seed 000: balance
 # messages are not auto-saved on the handset).
+FEE_HINTS = ("2112", "1005", "1003")  # usage hints that quote the number's fee
 FLASH_KINDS = (Kind.PREPAID_BALANCE, Kind.POSTPAID_BALANCE, Kind.SHARED_BALANCE)
 BALANCE_TEMPLATES = ("prepaid_balance", "postpaid_balance", "shared_postpaid", "shared_prepaid")
 
@@ -102,6 +105,7 @@ class SmsService:
             Kind.SHARED_BALANCE: self._shared_balance,
             Kind.LINE_INFO: self._line_info,
             Kind.CARD_CHECK: self._card_check,
+            Kind.FRIEND_CREDIT_REPLY: self._friend_credit_reply,
             Kind.USAGE: self._usage,
             Kind.NOT_SERVED: self._not_served,
         }[command.kind]
@@ -220,9 +224,28 @@ class SmsService:
             return Outcome("card_unused", {"serial": card.serial}, charged)
         return Outcome("card_used", {"serial": card.serial, "when": fmt_when(card.used_at, report.language)}, charged)
 
+    def _friend_credit_reply(self, uow, command, report, key) -> Outcome:
+        """The friend's YES/NO to a credit request (seed 003: confirmed within 30 minutes). Free: the
+        credit itself carries the service's fees."""
+        try:
+            answer = services.answer_friend_request_by_sms(uow, report.msisdn, command.argument, key)
+        except CreditRefused as refused:
+            if refused.reason == "unclear-reply":
+                return Outcome("usage_700")
+            log.info("700 from %s: credit refused (%s)", mask(report.msisdn), refused.reason)
+            return Outcome("friend_credit_refused")
+        except NoFriendRequest:
+            return Outcome("friend_credit_none")
+        except FriendRequestExpired:
+            return Outcome("friend_credit_expired")
+        asker = {"number": fmt_number(answer.requester)}
+        if answer.credit is None:
+            return Outcome("friend_credit_declined", asker)
+        return Outcome("friend_credit_sent", {**asker, "balance": fmt_azn(answer.credit.amount)})
+
     def _usage(self, uow, command, report, key) -> Outcome:
         log.info("sms to %s from %s not understood: usage hint, not charged", command.short_number, mask(report.msisdn))
-        values = {} if command.short_number == "650" else {"fee": fmt_fee(self._fee(command.short_number))}
+        values = {"fee": fmt_fee(self._fee(command.short_number))} if command.short_number in FEE_HINTS else {}
         return Outcome(f"usage_{command.short_number}", values)
 
     def _not_served(self, uow, command, report, key) -> Outcome:

@@ -145,3 +145,35 @@ def test_the_cli_goes_the_same_way_and_each_call_is_a_new_sms(core):
     first = sms_command(core, "0501234567", "2112", "")
     second = sms_command(core, "0501234567", "2112")
     assert first.startswith("Balansınız: 9.98 AZN") and second.startswith("Balansınız: 9.96 AZN")
+
+
+def test_a_friend_answers_a_credit_request_by_sms_to_700(core, clock):
+    from tests.unit.packs_credit_scenarios import credit_ready_line
+
+    credit_ready_line(core, clock, VIEWER)  # the friend has the credit history
+    add_prepaid(core, PRE, balance="0")
+    with core.uow() as uow:
+        services.ask_friend_for_credit(uow, PRE, VIEWER, "ask-1")
+
+    unclear = handle_sms(core, VIEWER, "700", "maybe", "sms-1")
+    sent = handle_sms(core, VIEWER, "700", "Bəli", "sms-2")
+    again = handle_sms(core, VIEWER, "700", "Bəli", "sms-2")  # the gateway's retry
+    nothing = handle_sms(core, VIEWER, "700", "Bəli", "sms-3")
+
+    assert unclear.text == TEXTS.render("usage_700", "en")
+    assert sent.text == TEXTS.render("friend_credit_sent", "en", number="0501234567", balance="3.00")
+    assert again.text == sent.text and again.duplicate
+    assert nothing.text == TEXTS.render("friend_credit_none", "en")
+    assert report(core, PRE).balance == Decimal("3.00")
+    audit_clean(core)
+
+
+def test_a_credit_request_sms_comes_from_700_so_the_reply_reaches_it():
+    from billing.outbox import Outgoing
+    from sms.dispatch import KannelTransport
+
+    transport = KannelTransport("http://127.0.0.1:1/cgi-bin/sendsms", "u", "p", sender="2112")
+    ask = Outgoing("k", VIEWER, "az", "friend-credit-request", {})
+    other = Outgoing("k2", VIEWER, "az", "balance-changed", {})
+    assert transport.query(ask, "x")["from"] == "700"
+    assert transport.query(other, "x")["from"] == "2112"
