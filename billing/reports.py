@@ -28,6 +28,8 @@ class BalanceReport:
     balance: Decimal | None = None
     balance_expires: date | None = None
     subscription_ends: date | None = None
+    nar_debt: Decimal | None = None  # Nar / SOS Credit owed, recovered at the next top-up
+    sos_debt: Decimal | None = None
     # postpaid
     billed: Decimal | None = None
     current: Decimal | None = None
@@ -52,6 +54,8 @@ def report_for(uow, line: Subscriber) -> BalanceReport:
             balance=account_value(line, "balance"),
             balance_expires=line.balance_expires,
             subscription_ends=line.subscription_ends,
+            nar_debt=account_value(line, "nar_debt"),
+            sos_debt=account_value(line, "sos_debt"),
         )
     return BalanceReport(
         **common,

@@ -134,7 +134,8 @@ def report_json(report) -> dict:
     if report.plan == "prepaid":
         out.update(balance=fmt_exact(report.balance),
                    balance_expires=report.balance_expires.isoformat() if report.balance_expires else None,
-                   subscription_ends=report.subscription_ends.isoformat() if report.subscription_ends else None)
+                   subscription_ends=report.subscription_ends.isoformat() if report.subscription_ends else None,
+                   nar_debt=fmt_exact(report.nar_debt), sos_debt=fmt_exact(report.sos_debt))
     else:
         out.update(billed=fmt_exact(report.billed), current=fmt_exact(report.current),
                    advance=fmt_exact(report.advance), bill_day=report.bill_day)

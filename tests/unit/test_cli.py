@@ -1,0 +1,78 @@
+"""The `selfcare` command: the operator's interface of DESIGN.md, on a temporary SQLite file."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from selfcare.cli import cli
+
+
+@pytest.fixture
+def run(tmp_path):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, ["--db", db, "--now", "2026-11-22T12:00", *args], catch_exceptions=False)
+
+    assert invoke("db", "upgrade").exit_code == 0
+    return invoke
+
+
+def test_subscriber_show_json_carries_the_documented_fields(run):
+    assert run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "12.48", "--lang", "ru").exit_code == 0
+    assert run("subscriber", "add", "551234567", "--plan", "postpaid", "--billed", "25.30", "--current", "7.15",
+               "--advance", "5", "--bill-day", "10").exit_code == 0
+    prepaid = json.loads(run("subscriber", "show", "+994501234567", "--json").output)
+    postpaid = json.loads(run("subscriber", "show", "994551234567", "--json").output)
+    assert prepaid["msisdn"] == "+994501234567" and prepaid["plan"] == "prepaid" and prepaid["language"] == "ru"
+    assert (prepaid["balance"], prepaid["balance_expires"], prepaid["subscription_ends"]) == ("12.4800", "2027-02-20", "2027-08-19")
+    assert prepaid["status"] == "active" and prepaid["nar_debt"] == "0.0000"
+    assert (postpaid["billed"], postpaid["current"], postpaid["advance"], postpaid["bill_day"]) == ("25.3000", "7.1500", "5.0000", 10)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("subscriber", "show", "12345"), "not a mobile number"),
+    (("subscriber", "show", "0509999999"), "not a subscriber"),
+    (("topup", "0509999999", "5"), "not a subscriber"),
+    (("topup", "0501234567", "abc"), "not an amount"),
+    (("card", "add", "123", "--pin", "1234", "--value", "5"), "10 digits"),
+])
+def test_bad_input_exits_2_with_one_clear_line_and_changes_nothing(run, args, message):
+    run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "1")
+    result = run(*args)
+    assert result.exit_code == 2 and message in result.output
+    assert json.loads(run("subscriber", "show", "0501234567", "--json").output)["balance"] == "1.0000"
+
+
+def test_demo_is_idempotent_and_the_audit_passes(run):
+    assert "7 added" in run("demo").output
+    assert "0 added" in run("demo").output
+    audit = run("audit")
+    assert audit.exit_code == 0 and "5 lines" in audit.output
+
+
+def test_topup_prints_the_new_balance_and_a_repeated_key_applies_once(run):
+    run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "1")
+    assert "balance 6.0000" in run("topup", "0501234567", "5", "--key", "pay-1").output
+    assert "already applied" in run("topup", "0501234567", "5", "--key", "pay-1").output
+
+
+def test_sms_ussd_call_and_say_answer_from_the_shell(run):
+    run("demo")
+    assert "AZN" in run("sms", "0501234567", "2112").output
+    assert run("ussd", "0551234567", "*650#").output.startswith("END ")
+    heard = run("call", "0501234567", "2112", "--press", "9").output.splitlines()
+    assert heard[0].startswith("welcome-2112\t") and heard[-1].startswith("goodbye\t")
+    assert run("say", "amount", "1234.50", "--lang", "ru").output.strip() == \
+        "одна тысяча двести тридцать четыре маната пятьдесят гяпиков"
+
+
+def test_audit_fails_when_a_balance_was_changed_behind_the_ledger(run, tmp_path):
+    import sqlite3
+
+    run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "1")
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        db.execute("UPDATE subscriber SET balance_units = balance_units + 100")
+    result = run("audit")
+    assert result.exit_code == 1 and "MISMATCH +994501234567 balance" in result.output
