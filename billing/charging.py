@@ -24,7 +24,7 @@ class Charge:
 def charge_sms(uow, msisdn: str, short_number: str, key: str) -> Charge:
     """The fee for an SMS to a self-care number. No balance-change SMS follows: the reply itself
     carries the figures."""
-    line = lines.find(uow, msisdn, lock=True)
+    line = lines.snapshot(uow, msisdn, lock=True)
     fee = uow.tariffs.info_sms_fee(short_number)
     op = ledger.open_operation(uow, key, f"sms:{short_number}", line)
     if op is None:

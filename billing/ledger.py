@@ -55,7 +55,7 @@ def open_operation(uow, key: str, kind: str, line: Subscriber | None = None) -> 
     win: the database's unique index decides (PostgreSQL makes the second wait for the first).
     """
     now = uow.clock.now()
-    op_id = uow.session.execute(
+    op_id = uow.connection().execute(
         _CLAIM, {"key": key, "kind": kind, "subscriber_id": line.id if line else None, "created_at": now}
     ).scalar()
     if op_id is None:
@@ -70,9 +70,12 @@ def post(uow, line: Subscriber, account: str, delta: Decimal, op: Operation, kin
     column = _COLUMN[account]
     uow.session.flush()  # pending ORM changes to the line go first, so ours applies on top
     # An atomic increment in SQL, never read-modify-write in Python: no update can be lost.
-    new_value = uow.session.execute(_INCREMENT[account], {"line_id": line.id, "delta": units}).scalar()
-    set_committed_value(line, column, new_value)
-    uow.session.execute(_ENTRY, {
+    new_value = uow.connection().execute(_INCREMENT[account], {"line_id": line.id, "delta": units}).scalar()
+    if isinstance(line, Subscriber):
+        set_committed_value(line, column, new_value)  # an ORM object: not dirty, just current
+    else:
+        setattr(line, column, new_value)
+    uow.connection().execute(_ENTRY, {
         "operation_id": op.id, "subscriber_id": line.id, "account": account,
         "delta_units": units, "kind": kind, "created_at": uow.clock.now(),
     })

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -28,8 +29,32 @@ def find(uow, msisdn: str, *, lock: bool = False) -> Subscriber:
     number = normalize(msisdn)
     line = uow.session.execute(_BY_NUMBER_LOCKED if lock else _BY_NUMBER, {"msisdn": number}).scalar()
     if line is None:
-        raise UnknownSubscriber(f"{number} is not a subscriber of this network")
+        raise _unknown(number)
     return line
+
+
+class LineSnapshot(SimpleNamespace):
+    """A line's columns as plain attributes, for the paths that run thousands of times a second
+    (a charge, a balance question): loading an ORM object costs more than the whole SQL of a charge.
+    Money still moves only through `ledger.post`, which keeps the snapshot's figures current."""
+
+
+_TABLE = Subscriber.__table__
+_ROW_BY_NUMBER = select(_TABLE).where(_TABLE.c.msisdn == bindparam("msisdn"))
+_ROW_BY_NUMBER_LOCKED = _ROW_BY_NUMBER.with_for_update()
+
+
+def snapshot(uow, msisdn: str, *, lock: bool = False) -> LineSnapshot:
+    number = normalize(msisdn)
+    row = uow.connection().execute(
+        _ROW_BY_NUMBER_LOCKED if lock else _ROW_BY_NUMBER, {"msisdn": number}).first()
+    if row is None:
+        raise _unknown(number)
+    return LineSnapshot(**row._mapping)
+
+
+def _unknown(number: str) -> UnknownSubscriber:
+    return UnknownSubscriber(f"{number} is not a subscriber of this network")
 
 
 def require_plan(line: Subscriber, plan: str) -> None:

@@ -13,13 +13,13 @@ _RECALL = select(_TABLE.c.reply).where(_TABLE.c.key == bindparam("op_key"))
 
 
 def recall_reply(uow, key: str) -> str | None:
-    return uow.session.execute(_RECALL, {"op_key": key}).scalar()
+    return uow.connection().execute(_RECALL, {"op_key": key}).scalar()
 
 
 def remember_reply(uow, key: str, text: str) -> None:
     """Attach the reply to the request's operation (claimed on the spot for requests that charged nothing)."""
-    stored = uow.session.execute(_STORE, {"op_key": key, "op_reply": text}).rowcount
+    stored = uow.connection().execute(_STORE, {"op_key": key, "op_reply": text}).rowcount
     if not stored:
         open_operation(uow, key, "reply")
-        uow.session.execute(_STORE, {"op_key": key, "op_reply": text})
+        uow.connection().execute(_STORE, {"op_key": key, "op_reply": text})
     uow.commit()

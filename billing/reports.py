@@ -67,4 +67,4 @@ def report_for(uow, line: Subscriber) -> BalanceReport:
 
 
 def balance_report(uow, msisdn: str) -> BalanceReport:
-    return report_for(uow, lines.find(uow, msisdn))
+    return report_for(uow, lines.snapshot(uow, msisdn))

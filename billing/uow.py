@@ -11,6 +11,14 @@ class UnitOfWork:
         self.tariffs = tariffs
         self._write_lock = write_lock
         self.session: Session | None = None
+        self._connection = None
+
+    def connection(self):
+        """The transaction's connection, for Core statements on hot paths (the ORM session's
+        per-statement bookkeeping costs more than the SQL)."""
+        if self._connection is None:
+            self._connection = self.session.connection()
+        return self._connection
 
     def __enter__(self) -> "UnitOfWork":
         if self._write_lock is not None:
@@ -21,6 +29,7 @@ class UnitOfWork:
     def __exit__(self, *exc) -> None:
         # Anything not committed explicitly is thrown away: a half-done request changes nothing.
         # close() rolls the transaction back without expiring what was read, so results stay usable.
+        self._connection = None
         try:
             self.session.close()
         finally:
@@ -28,7 +37,9 @@ class UnitOfWork:
                 self._write_lock.release()
 
     def commit(self) -> None:
+        self._connection = None
         self.session.commit()
 
     def rollback(self) -> None:
+        self._connection = None
         self.session.rollback()
