@@ -29,6 +29,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import wave
@@ -678,6 +679,8 @@ class LocalCall:
         self.pbx.set_global(f"ACT_{self.id}", action)
         deadline = time.monotonic() + timeout_s
         while self.pbx.get_global(f"ACT_{self.id}"):
+            if action == "hangup" and self._is_over():
+                return  # the call ended on its own first: the goal is reached
             if time.monotonic() > deadline:
                 raise AsteriskError(f"{self.id}: the caller did not take action {action!r}" + self.pbx.log_tail())
             time.sleep(0.05)
@@ -912,19 +915,15 @@ class TinyFastAgi:
         self.sessions: list[dict] = []
         self._server = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.port = self._server.getsockname()[1]
-        self._threads: list = []
+        self._threads: list[threading.Thread] = []
         self._stopping = False
 
     def start(self) -> "TinyFastAgi":
-        import threading
-
         self._acceptor = threading.Thread(target=self._accept, name="tiny-fastagi", daemon=True)
         self._acceptor.start()
         return self
 
     def _accept(self) -> None:
-        import threading
-
         while not self._stopping:
             try:
                 conn, _ = self._server.accept()
