@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 
 from billing.clock import FixedClock
 from billing.core import Core
+from tests import peers
 
 START = datetime(2026, 11, 22, 12, 0)
 
@@ -41,7 +42,7 @@ def pg_url():
     """A fresh database on the real PostgreSQL server the test command started."""
     admin_url = _pg_admin_url()
     if not admin_url:
-        if os.environ.get("SELFCARE_REQUIRE_PEERS"):
+        if peers.required():
             pytest.fail("SELFCARE_TEST_PG is not set but real peers are required (make test sets it)")
         pytest.skip("no PostgreSQL: set SELFCARE_TEST_PG (make test does)")
     name = f"selfcare_test_{uuid.uuid4().hex[:12]}"

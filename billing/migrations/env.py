@@ -1,5 +1,4 @@
 from alembic import context
-from sqlalchemy import create_engine
 
 from billing.models import Base
 

@@ -96,6 +96,10 @@ STUB_CONFIGS = {
 class ChrootUnavailable(Exception):
     """The sid chroot could not be built: the real-Asterisk tests are skipped, loudly."""
 
+    def __init__(self, message: str, mirror: bool = False):
+        super().__init__(message)
+        self.mirror = mirror  # the package mirror could not provide Asterisk (exit 3)
+
 
 class AsteriskError(Exception):
     """Something failed once the PBX was up: a test failure, never a skip."""
@@ -125,7 +129,8 @@ def ensure_chroot() -> Path:
     done = subprocess.run([str(CHROOT_SCRIPT)], capture_output=True, text=True, timeout=900)
     if done.returncode in (3, 4):
         raise ChrootUnavailable(
-            f"scripts/asterisk-chroot exit {done.returncode}: {done.stderr.strip()[-1500:]}"
+            f"scripts/asterisk-chroot exit {done.returncode}: {done.stderr.strip()[-1500:]}",
+            mirror=done.returncode == 3,
         )
     if done.returncode != 0:
         raise AsteriskError(f"scripts/asterisk-chroot failed ({done.returncode}): {done.stderr[-3000:]}")

@@ -1,7 +1,6 @@
 """The SMS channel through a real Kannel: fakesmsc -> bearerbox -> smsbox -> our app -> back."""
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 import pytest
