@@ -94,7 +94,8 @@ class _ThreadedServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address, core, *, sound_prefix: str, read_timeout_s: float):
+    def __init__(self, address, core, *, sound_prefix: str, read_timeout_s: float, reuse_port: bool = False):
+        self.allow_reuse_port = reuse_port  # read by server_bind(): several processes, one port
         self.core = core
         self.sound_prefix = sound_prefix
         self.read_timeout_s = read_timeout_s
@@ -160,7 +161,8 @@ class FastAgiServer:
     """`with FastAgiServer(core, port=0) as server: ... server.port ...` (or start()/stop()).
 
     port=0 binds a free port. `check_prompts=True` refuses to start when a prompt the flows can
-    play is missing from the prompt catalogue."""
+    play is missing from the prompt catalogue. `reuse_port=True` lets several processes listen on
+    the same port (SO_REUSEPORT: the kernel spreads the calls over them)."""
 
     def __init__(
         self,
@@ -171,11 +173,12 @@ class FastAgiServer:
         sound_prefix: str = "",
         read_timeout_s: float = READ_TIMEOUT_S,
         check_prompts: bool = True,
+        reuse_port: bool = False,
     ):
         if check_prompts:
             check_startup(core)
         self._server = _ThreadedServer(
-            (host, port), core, sound_prefix=sound_prefix, read_timeout_s=read_timeout_s
+            (host, port), core, sound_prefix=sound_prefix, read_timeout_s=read_timeout_s, reuse_port=reuse_port
         )
         self._thread: threading.Thread | None = None
         self._serving = False

@@ -322,12 +322,14 @@ def say(kind, value, lang):
 
 
 @cli.command()
+@click.option("--processes", type=click.IntRange(min=1), envvar="SELFCARE_PROCESSES", default=1, show_default=True,
+              help="serving processes sharing the two ports (use the core count on PostgreSQL)")
 @pass_ctx
-def serve(c: Context):
+def serve(c: Context, processes):
     """FastAGI on $SELFCARE_AGI and HTTP on $SELFCARE_HTTP, plus the background worker."""
     from selfcare.serve import serve_forever
 
-    serve_forever(c.core)
+    serve_forever(c.core, processes=processes)
 
 
 def main():

@@ -1,9 +1,18 @@
-"""One process tree: FastAGI, HTTP (waitress) and the worker."""
+"""One process tree: FastAGI, HTTP (waitress) and the worker.
+
+With `processes` > 1 the parent forks that many serving processes, each with its own FastAGI and
+HTTP servers on the same two ports (SO_REUSEPORT: the kernel spreads connections over them), so
+call and request handling use every core despite the GIL; the parent runs the worker and
+supervises. Workers keep no state, so this is the same story as more boxes (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import queue
 import signal
+import socket
 import threading
 from logging.handlers import QueueHandler, QueueListener
 
@@ -11,6 +20,11 @@ from billing.core import Core
 from selfcare.config import Settings
 
 log = logging.getLogger("selfcare.serve")
+
+HTTP_THREADS = 8
+# Kannel keeps up to 512 keep-alive connections: waitress' default limit of 100 refuses a burst.
+HTTP_CONNECTION_LIMIT = 2000
+HTTP_BACKLOG = 2048
 
 
 def _log_through_a_queue() -> QueueListener:
@@ -20,11 +34,12 @@ def _log_through_a_queue() -> QueueListener:
     GIL back from a thousand runnable threads before it lets go: measured, each command after a log
     line waited 1.6 s at the median under load (bench/README.md)."""
     root = logging.getLogger()
-    handlers = root.handlers[:] or [logging.StreamHandler()]
-    for handler in handlers:
+    handlers = [h for h in root.handlers if not isinstance(h, QueueHandler)] or [logging.StreamHandler()]
+    for handler in root.handlers[:]:
         root.removeHandler(handler)
+    for handler in handlers:
         if handler.formatter is None:
-            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+            handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     records: queue.SimpleQueue = queue.SimpleQueue()
     root.addHandler(QueueHandler(records))
     root.setLevel(logging.INFO)
@@ -33,50 +48,114 @@ def _log_through_a_queue() -> QueueListener:
     return listener
 
 
-def serve_forever(core: Core, settings: Settings | None = None) -> None:
-    from waitress.server import create_server
+def _http_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
+
+class Servers:
+    """FastAGI and HTTP of one process; `run()` blocks until `stop()`."""
+
+    def __init__(self, core: Core, settings: Settings, *, reuse_port: bool):
+        from waitress.server import create_server
+
+        from ivr.fastagi import FastAgiServer
+        from selfcare.http import create_app
+
+        self.core = core
+        self.agi = FastAgiServer(core, *settings.agi, reuse_port=reuse_port)
+        self.http = create_server(
+            create_app(core, settings), sockets=[_http_socket(*settings.http, reuse_port)],
+            threads=HTTP_THREADS, connection_limit=HTTP_CONNECTION_LIMIT, backlog=HTTP_BACKLOG,
+            channel_timeout=60, ident="selfcare")
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        self.agi.start()
+        try:
+            self.http.run()
+        except (OSError, ValueError):
+            if not self._stopping.is_set():
+                raise
+        finally:
+            self.agi.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.http.close()
+
+
+def _serving_process(db_url: str, clock, settings: Settings) -> None:
+    """A forked serving process: its own database engine, its own log writer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    logging.getLogger().handlers[:] = [logging.StreamHandler()]
+    listener = _log_through_a_queue()
+    core = Core(db_url, clock=clock)
+    servers = Servers(core, settings, reuse_port=True)
+    signal.signal(signal.SIGTERM, lambda *_: servers.stop())
+    try:
+        servers.run()
+    finally:
+        core.dispose()
+        listener.stop()
+
+
+def serve_forever(core: Core, settings: Settings | None = None, processes: int = 1) -> None:
     from selfcare import worker
-    from selfcare.http import create_app
 
     settings = settings or Settings.from_env()
+    if processes < 1:
+        raise ValueError("processes must be at least 1")
+    children = []
+    if processes > 1:
+        # Fork before this process starts any thread; each child opens its own connections.
+        core.dispose()
+        fork = multiprocessing.get_context("fork")
+        children = [fork.Process(target=_serving_process, args=(core.db_url, core.clock, settings),
+                                 name=f"selfcare-serve-{n}") for n in range(processes)]
+        for child in children:
+            child.start()
     log_listener = _log_through_a_queue()
     stop = threading.Event()
-    stoppers = []
-
-    try:
-        from ivr.fastagi import FastAgiServer
-    except ModuleNotFoundError:
-        FastAgiServer = None
-    if FastAgiServer is not None:
-        agi = FastAgiServer(core, *settings.agi)
-        agi.start()
-        stoppers.append(agi.stop)
-        log.info("FastAGI listening on %s:%d", *settings.agi)
-
     threading.Thread(target=worker.run_forever, args=(core, stop), name="worker", daemon=True).start()
 
-    # Kannel keeps up to 512 keep-alive connections: waitress' default limit of 100 refuses a burst.
-    http = create_server(create_app(core, settings), host=settings.http[0], port=settings.http[1],
-                         threads=8, connection_limit=2000, backlog=2048, channel_timeout=60,
-                         ident="selfcare")
-    log.info("HTTP listening on http://%s:%d", *settings.http)
+    servers = Servers(core, settings, reuse_port=False) if not children else None
+    log.info("FastAGI on %s:%d, HTTP on http://%s:%d, %d serving process(es)", *settings.agi, *settings.http,
+             processes)
     print(f"selfcare ready: http://{settings.http[0]}:{settings.http[1]}/health", flush=True)
 
     def _stop(*_):
         stop.set()
-        http.close()
+        if servers:
+            servers.stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        http.run()
-    except (OSError, ValueError):
-        if not stop.is_set():
-            raise
+        if servers:
+            servers.run()
+        else:
+            _supervise(children, stop)
     finally:
         stop.set()
-        for fn in stoppers:
-            fn()
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join(15)
         core.dispose()
         log_listener.stop()
+
+
+def _supervise(children, stop: threading.Event) -> None:
+    """Wait for the stop signal; a serving process that dies takes the service down loudly
+    rather than leaving it half-served (the process manager restarts the whole tree)."""
+    while not stop.wait(1.0):
+        dead = [child for child in children if not child.is_alive()]
+        if dead:
+            log.error("serving process %s exited with %s: stopping", dead[0].name, dead[0].exitcode)
+            raise SystemExit(1)
