@@ -1,4 +1,4 @@
-"""FastAGI load: many simulated Asterisk calls against our FastAGI server, and the same calls
+"""FastAGI load: many simulated Asterisk calls against `selfcare serve`, and the same calls
 against a trivial asyncio FastAGI server (the ceiling), in one run.
 
 The load generator plays Asterisk's part exactly as a real Asterisk 22 does it
@@ -9,14 +9,19 @@ WAIT FOR DIGIT, `200 result=1` then the asynchronous bare `HANGUP` line after HA
 anything it does not know) and waits for the server to close the socket, which Asterisk never
 does itself. Each caller presses 9 (goodbye) at the first menu.
 
+Ours is the real thing: `.venv/bin/selfcare --db sqlite:///… serve --processes N` on free
+loopback ports (N serving processes sharing the AGI port with SO_REUSEPORT, the worker in the
+parent), stopped with SIGTERM. The ceiling runs in its own process; the generator in this one.
+
 Measured: completed calls per second, errors, refused connects, the server's think time per
-command (from our reply to its next command; p50/p99), and the server process's threads and
-RSS (max over the run, from /proc). Both servers run in their own process, the generator in
-this one.
+command (from our reply to its next command; p50/p99), and the serving tree's threads and memory
+summed over the parent and its children (max over the run, from /proc: RSS, which counts the
+pages forked children share once per process, and PSS, which shares them out).
 
     .venv/bin/python -m bench.fastagi                        # both scenarios, both servers
     .venv/bin/python -m bench.fastagi --scenario held --calls 4000 --concurrency 2000 --play-ms 1000
     .venv/bin/python -m bench.fastagi --scenario stress --calls 10000 --concurrency 1000 --play-ms 0
+    .venv/bin/python -m bench.fastagi --processes 1          # default: one per core
 """
 from __future__ import annotations
 
@@ -25,17 +30,18 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
+
+from bench.serving import ProcessTreeSampler, SelfcareServe, load_average, machine
 
 REPO = Path(__file__).resolve().parents[1]
 GOODBYE_DIGIT = "9"
@@ -219,94 +225,39 @@ async def run_load(port: int, callers: list[str], calls: int, concurrency: int, 
 
 # ---------------------------------------------------------------------------- servers under test
 
-class ProcessSampler:
-    """Max threads and RSS of a process, sampled from /proc every 0.2 s."""
+@dataclass
+class Served:
+    """A server under test: the process whose tree is sampled, the AGI port, and how to stop it."""
 
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.max_threads = 0
-        self.max_rss_kib = 0
-        self.idle_threads = 0
-        self.idle_rss_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sample(self) -> tuple[int, int]:
-        threads = rss = 0
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("Threads:"):
-                    threads = int(line.split()[1])
-                elif line.startswith("VmRSS:"):
-                    rss = int(line.split()[1])
-        return threads, rss
-
-    def start(self) -> "ProcessSampler":
-        self.idle_threads, self.idle_rss_kib = self.sample()
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                threads, rss = self.sample()
-            except (FileNotFoundError, ProcessLookupError):
-                return
-            self.max_threads = max(self.max_threads, threads)
-            self.max_rss_kib = max(self.max_rss_kib, rss)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+    pid: int
+    port: int
+    stop: Callable[[], object]
+    processes: int = 1
+    log_problems: Callable[[], int] = lambda: 0
 
 
-def start_server_process(args: list[str]) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen([sys.executable, "-m", "bench.fastagi", *args], cwd=REPO,
-                               stdout=subprocess.PIPE, text=True)
+def start_selfcare(db_url: str, processes: int, log_path: Path) -> Served:
+    served = SelfcareServe.start(db_url, processes, log_path)
+    return Served(served.process.pid, served.agi_port, served.stop, processes, served.log_problems)
+
+
+def start_ceiling(script_file: Path) -> Served:
+    process = subprocess.Popen([sys.executable, "-m", "bench.fastagi", "serve-ceiling", "--script-file",
+                                str(script_file)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if not line.startswith("PORT "):
         process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, int(line.split()[1])
+        raise SystemExit(f"the ceiling did not start: {line!r}")
 
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
-def stop_server_process(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
-def serve_ivr(db_url: str, log_file: str, log_level: str = "INFO", log_queue: bool = False) -> None:
-    """Child process: our FastAGI server (ivr.fastagi, what `selfcare serve` runs) on a free port."""
-    import logging
-    import signal
-
-    from billing.core import Core
-    from ivr.fastagi import FastAgiServer
-
-    raise_fd_limit()
-    logging.basicConfig(filename=log_file, level=getattr(logging, log_level),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if log_queue:
-        # call threads only enqueue; one listener thread formats and writes
-        import logging.handlers
-        import queue
-
-        root = logging.getLogger()
-        file_handlers = list(root.handlers)
-        records: queue.SimpleQueue = queue.SimpleQueue()
-        for handler in file_handlers:
-            root.removeHandler(handler)
-        root.addHandler(logging.handlers.QueueHandler(records))
-        logging.handlers.QueueListener(records, *file_handlers).start()
-    core = Core(db_url)
-    server = FastAgiServer(core, "127.0.0.1", 0)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.stop).start())
-    print(f"PORT {server.port}", flush=True)
-    server.serve_forever()
+    return Served(process.pid, int(line.split()[1]), stop)
 
 
 def serve_ceiling(script_file: str) -> None:
@@ -377,17 +328,19 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def measure(server_args: list[str], callers: list[str], calls: int, concurrency: int, play_s: float,
+def measure(start: Callable[[], Served], callers: list[str], calls: int, concurrency: int, play_s: float,
             record_script: bool) -> dict:
-    process, port = start_server_process(server_args)
-    sampler = ProcessSampler(process.pid).start()
+    load_before = load_average()
+    served = start()
+    sampler = ProcessTreeSampler(served.pid).start()
     try:
-        stats, seconds = asyncio.run(run_load(port, callers, calls, concurrency, play_s, record_script))
+        stats, seconds = asyncio.run(run_load(served.port, callers, calls, concurrency, play_s, record_script))
     finally:
         sampler.stop()
-        stop_server_process(process)
+        served.stop()
     return {
         "calls": calls, "concurrency": concurrency, "play_ms": int(play_s * 1000),
+        "server_processes": served.processes,
         "completed": stats.completed, "seconds": round(seconds, 2),
         "calls_per_s": round(stats.completed / seconds, 1) if seconds else 0.0,
         "errors": sum(stats.errors.values()), "error_kinds": stats.errors,
@@ -401,42 +354,27 @@ def measure(server_args: list[str], callers: list[str], calls: int, concurrency:
                    "p99": round(percentile(values, 0.99) * 1000, 2)}
             for kind, values in sorted(stats.think_by_command.items())
         },
-        "threads_idle": sampler.idle_threads, "threads_max": sampler.max_threads,
-        "rss_idle_mib": round(sampler.idle_rss_kib / 1024, 1), "rss_max_mib": round(sampler.max_rss_kib / 1024, 1),
+        "tree_processes": sampler.peak.processes,
+        "threads_idle": sampler.idle.threads, "threads_max": sampler.peak.threads,
+        "rss_idle_mib": round(sampler.idle.rss_kib / 1024, 1), "rss_max_mib": round(sampler.peak.rss_kib / 1024, 1),
+        "pss_max_mib": round(sampler.peak.pss_kib / 1024, 1),
+        "server_log_problems": served.log_problems(),
+        "load_before": load_before, "load_after": load_average(),
         "script": stats.first_script,
     }
 
 
-def machine() -> str:
-    model = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        mem_kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-    except (OSError, StopIteration):
-        mem_kib = 0
-    return (f"nproc {os.cpu_count()}, {model}, {mem_kib / 1024 / 1024:.1f} GiB RAM, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-            f"load average {os.getloadavg()[0]:.2f}")
-
-
 def print_row(name: str, result: dict) -> None:
-    print(f"| {name:<28} | {result['completed']:>5}/{result['calls']:<5} | {result['seconds']:>7} | "
+    print(f"| {name:<30} | {result['completed']:>5}/{result['calls']:<5} | {result['seconds']:>7} | "
           f"{result['calls_per_s']:>7} | {result['errors']:>6} | {result['refused']:>7} | "
           f"{result['think_p50_ms']:>8} | {result['think_p99_ms']:>8} | "
-          f"{result['threads_max']:>7} | {result['rss_max_mib']:>7} |", flush=True)
+          f"{result['threads_max']:>7} | {result['rss_max_mib']:>7} | {result['pss_max_mib']:>7} | "
+          f"{result['load_before']} → {result['load_after']} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="FastAGI load: our server vs a trivial asyncio one")
+    parser = argparse.ArgumentParser(description="FastAGI load: selfcare serve vs a trivial asyncio server")
     sub = parser.add_subparsers(dest="mode")
-    child_ivr = sub.add_parser("serve-ivr", help=argparse.SUPPRESS)
-    child_ivr.add_argument("--db", required=True)
-    child_ivr.add_argument("--log", required=True)
-    child_ivr.add_argument("--log-level", default="INFO")
-    child_ivr.add_argument("--log-queue", action="store_true")
     child_ceiling = sub.add_parser("serve-ceiling", help=argparse.SUPPRESS)
     child_ceiling.add_argument("--script-file", required=True)
     parser.add_argument("--scenario", choices=[*SCENARIOS, "both"], default="both")
@@ -444,59 +382,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, help="override the calls held at once")
     parser.add_argument("--play-ms", type=int, help="override the time each prompt takes to play")
     parser.add_argument("--lines", type=int, default=300, help="distinct prepaid callers (default 300)")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="selfcare serve --processes N (default: the core count)")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--server-log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"],
-                        help="logging of our server (to a file); INFO is what `selfcare serve` uses")
-    parser.add_argument("--server-log-queue", action="store_true",
-                        help="our server logs through a QueueHandler (one writer thread) instead of "
-                             "writing from every call thread")
     args = parser.parse_args(argv)
 
-    if args.mode == "serve-ivr":
-        serve_ivr(args.db, args.log, args.log_level, args.log_queue)
-        return 0
     if args.mode == "serve-ceiling":
         serve_ceiling(args.script_file)
         return 0
 
-    raise_fd_limit()
-    print(f"machine: {machine()}", flush=True)
+    raise_fd_limit()  # the generator's sockets; selfcare serve inherits the limit too
+    print(f"machine: {machine()}; load average {load_average()}", flush=True)
     results = {}
+    ours_name = f"selfcare serve ×{args.processes}"
     with tempfile.TemporaryDirectory(prefix="bench-fastagi-") as work:
         work_dir = Path(work)
         db_url, callers = make_database(work_dir / "billing.db", args.lines)
         names = list(SCENARIOS) if args.scenario == "both" else [args.scenario]
-        print("| run                          | completed   | seconds | calls/s | errors | refused "
-              "| think p50 ms | think p99 ms | threads | RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print(f"| {'run':<30} | completed   | seconds | calls/s | errors | refused "
+              "| think p50 ms | think p99 ms | threads | RSS MiB | PSS MiB | load average before → after |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name in names:
             calls, concurrency, play_ms = SCENARIOS[name]
             calls = args.calls or calls
             concurrency = args.concurrency or concurrency
             play_s = (args.play_ms if args.play_ms is not None else play_ms) / 1000
-            ours = measure(["serve-ivr", "--db", db_url, "--log", str(work_dir / f"ivr-{name}.log"),
-                            "--log-level", args.server_log_level,
-                            *(["--log-queue"] if args.server_log_queue else [])],
+            log_path = work_dir / f"serve-{name}.log"
+            ours = measure(lambda: start_selfcare(db_url, args.processes, log_path),
                            callers, calls, concurrency, play_s, record_script=True)
-            print_row(f"{name}: ivr.fastagi", ours)
+            print_row(f"{name}: {ours_name}", ours)
+            if ours["server_log_problems"]:
+                print(f"{name}: selfcare serve logged {ours['server_log_problems']} warnings/errors; last lines:\n"
+                      + "\n".join(log_path.read_text("utf-8", "replace").splitlines()[-10:]), flush=True)
             if not ours["script"]:
-                print(f"no call against ivr.fastagi completed in {name}; no ceiling to compare", flush=True)
+                print(f"no call against selfcare serve completed in {name}; no ceiling to compare", flush=True)
                 results[name] = {"ours": ours}
                 continue
             script_file = work_dir / f"script-{name}.json"
             script_file.write_text(json.dumps(ours["script"]))
-            ceiling = measure(["serve-ceiling", "--script-file", str(script_file)],
+            ceiling = measure(lambda: start_ceiling(script_file),
                               callers, calls, concurrency, play_s, record_script=False)
             print_row(f"{name}: asyncio ceiling", ceiling)
             slowest = sorted(ours["think_by_command_ms"].items(), key=lambda item: -item[1]["p99"])[:3]
-            print(f"{name}: ivr.fastagi's slowest replies (think time before the command, p50/p99 ms): "
+            print(f"{name}: {ours_name}'s slowest replies (think time before the command, p50/p99 ms): "
                   + "; ".join(f"{kind} {v['p50']}/{v['p99']}" for kind, v in slowest), flush=True)
             ratio = ours["calls_per_s"] / ceiling["calls_per_s"] if ceiling["calls_per_s"] else 0.0
-            print(f"{name}: {len(ours['script'])} commands a call; ivr.fastagi = {ratio:.0%} of the ceiling's "
+            print(f"{name}: {len(ours['script'])} commands a call; {ours_name} = {ratio:.0%} of the ceiling's "
                   f"call rate", flush=True)
             results[name] = {"ours": ours, "ceiling": ceiling, "ratio": round(ratio, 3)}
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine(), "processes": args.processes, "results": results},
+                                        indent=2))
     return 0
 
 
