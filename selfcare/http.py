@@ -1,19 +1,28 @@
 """The HTTP side: one Flask app carrying the SMS and USSD endpoints and /health."""
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, abort, jsonify, request
 from sqlalchemy import text
 
 from billing.core import Core
 from selfcare.config import Settings
 
+MAX_BODY_BYTES = 64 * 1024  # no legitimate webhook or USSD request comes near it
+
 
 def create_app(core: Core, settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask("selfcare")
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # no legitimate webhook is larger
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["selfcare.core"] = core
     app.extensions["selfcare.settings"] = settings
+
+    @app.before_request
+    def refuse_over_long_bodies():
+        # Flask only refuses a large body when a handler reads the form; refuse it up front, the
+        # same way on every endpoint, before any signature check or lookup runs.
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            abort(413)
 
     @app.get("/health")
     def health():
