@@ -1,0 +1,238 @@
+"""`selfcare serve` as a benchmark's subject: started as an operator starts it, measured from /proc.
+
+The benchmarks run the real command (`.venv/bin/selfcare --db URL serve --processes N`) on free
+loopback ports, wait until every serving process listens, and stop it with SIGTERM. The sampler
+sums threads and memory over the whole serving tree: with --processes N the calls are in the
+children, the worker in the parent.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SELFCARE = REPO / ".venv" / "bin" / "selfcare"
+LISTEN = "0A"  # TCP state in /proc/net/tcp
+QUEUE_DEPTH = "Task queue depth is"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on `port` (several with SO_REUSEPORT: one per serving process)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows)
+                for row in rows:
+                    fields = row.split()
+                    if fields[3] == LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        count += 1
+        except FileNotFoundError:
+            continue
+    return count
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def machine() -> str:
+    model, mem_kib = "?", 0
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        mem_kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        pass
+    return (f"nproc {os.cpu_count()}, {model}, {mem_kib / 1024 / 1024:.1f} GiB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+@dataclass
+class SelfcareServe:
+    """A running `selfcare serve`; `stop()` sends SIGTERM and waits (use it in `finally`)."""
+
+    process: subprocess.Popen
+    agi_port: int
+    http_port: int
+    processes: int
+    log_path: Path
+    returncode: int | None = field(default=None)
+
+    @classmethod
+    def start(cls, db_url: str, processes: int, log_path: Path, env: dict[str, str] | None = None,
+              timeout_s: float = 60.0) -> "SelfcareServe":
+        agi_port, http_port = free_port(), free_port()
+        environment = {**os.environ, **(env or {}),
+                       "SELFCARE_AGI": f"127.0.0.1:{agi_port}", "SELFCARE_HTTP": f"127.0.0.1:{http_port}"}
+        environment.pop("SELFCARE_PROCESSES", None)  # --processes says it
+        with open(log_path, "ab") as log:
+            # its own session: if the parent ever had to be killed, its children go with the group
+            process = subprocess.Popen([str(SELFCARE), "--db", db_url, "serve", "--processes", str(processes)],
+                                       cwd=REPO, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        served = cls(process, agi_port, http_port, processes, log_path)
+        try:
+            served._wait_listening(timeout_s)
+        except BaseException:
+            served.stop()
+            raise
+        return served
+
+    def _wait_listening(self, timeout_s: float) -> None:
+        # Every serving process must listen before the load starts, or the kernel would hand all
+        # early connects to the first one that did.
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"selfcare serve exited with {self.process.returncode}: "
+                                   f"{self.log_tail()}")
+            if (listening_sockets(self.agi_port) >= self.processes
+                    and listening_sockets(self.http_port) >= self.processes):
+                with socket.create_connection(("127.0.0.1", self.http_port), timeout=5):
+                    return  # accepts (an HTTP probe, not an AGI one: that would be a bogus call)
+            time.sleep(0.1)
+        raise RuntimeError(f"selfcare serve did not listen within {timeout_s:.0f} s: {self.log_tail()}")
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.returncode = self.process.returncode
+        return self.returncode
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text("utf-8", "replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _log_lines(self) -> list[str]:
+        try:
+            return self.log_path.read_text("utf-8", "replace").splitlines()
+        except OSError:
+            return []
+
+    def log_problems(self) -> int:
+        """Lines at WARNING or worse, and tracebacks, in its log; waitress' "Task queue depth is N"
+        (a warning for every request queued while its threads are busy) is counted apart."""
+        return sum(1 for line in self._log_lines()
+                   if (" WARNING " in line or " ERROR " in line or line.startswith("Traceback"))
+                   and QUEUE_DEPTH not in line)
+
+    def queue_depth_warnings(self) -> int:
+        return sum(1 for line in self._log_lines() if QUEUE_DEPTH in line)
+
+
+# ------------------------------------------------------------------------------ the serving tree
+
+def _children_by_parent() -> dict[int, list[int]]:
+    # /proc/PID/task/TID/children needs CONFIG_PROC_CHILDREN, which some kernels lack: scan PPid.
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # pid (comm) state ppid ...: comm may hold spaces and parentheses
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    children = _children_by_parent()
+    tree, index = [pid], 0
+    while index < len(tree):
+        tree.extend(children.get(tree[index], []))
+        index += 1
+    return tree
+
+
+def _status_of(pid: int) -> tuple[int, int, int]:
+    """(threads, RSS KiB, PSS KiB) of one process."""
+    threads = rss = pss = 0
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                threads = int(line.split()[1])
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                    break
+    except OSError:
+        pss = rss
+    return threads, rss, pss
+
+
+@dataclass
+class TreeSample:
+    processes: int = 0
+    threads: int = 0
+    rss_kib: int = 0
+    pss_kib: int = 0
+
+
+class ProcessTreeSampler:
+    """Threads, RSS and PSS summed over a process and its descendants, every 0.2 s; keeps the max."""
+
+    def __init__(self, pid: int, every_s: float = 0.2):
+        self.pid = pid
+        self.every_s = every_s
+        self.idle = TreeSample()
+        self.peak = TreeSample()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
+
+    def sample(self) -> TreeSample:
+        total = TreeSample()
+        for pid in process_tree(self.pid):
+            try:
+                threads, rss, pss = _status_of(pid)
+            except OSError:
+                continue  # exited between the scan and the read
+            total.processes += 1
+            total.threads += threads
+            total.rss_kib += rss
+            total.pss_kib += pss
+        return total
+
+    def start(self) -> "ProcessTreeSampler":
+        self.idle = self.sample()
+        self.peak = TreeSample(**vars(self.idle))
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            now = self.sample()
+            if not now.processes:
+                return
+            for name in ("processes", "threads", "rss_kib", "pss_kib"):
+                setattr(self.peak, name, max(getattr(self.peak, name), getattr(now, name)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
