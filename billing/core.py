@@ -5,7 +5,6 @@ Channels hold one `Core` per process and open a unit of work per request.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -15,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from .clock import FixedClock, SystemClock
 from .tariffs import TariffBook, load_tariffs
 from .uow import UnitOfWork
+from .writelock import SqliteWriteLock
 
 DEFAULT_DB_PATH = Path("var") / "selfcare.db"
 
@@ -23,11 +23,19 @@ def default_db_url() -> str:
     return os.environ.get("SELFCARE_DB") or f"sqlite:///{DEFAULT_DB_PATH}"
 
 
-def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
+def _sqlite_path(url: str) -> str | None:
     path = url.split("///", 1)[1] if "///" in url else ""
-    if path and path != ":memory:":
+    return None if not path or path == ":memory:" else path
+
+
+def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
+    path = _sqlite_path(url)
+    if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=40)
+    # Held from a writer's BEGIN until its connection goes back to the pool (after COMMIT or
+    # ROLLBACK), so a unit of work holds it only while its transaction is open.
+    write_lock = SqliteWriteLock(path) if writer else None
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -43,9 +51,22 @@ def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        # Readers take no lock in WAL mode; writers queue on the one write lock up front.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        if write_lock is None:
+            conn.exec_driver_sql("BEGIN")  # readers take no lock in WAL mode
+            return
+        held = conn.connection.info
+        if not held.get("holds_write_lock"):  # a connection may run several transactions per checkout
+            write_lock.acquire()
+            held["holds_write_lock"] = True
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    def _release(_dbapi_connection, record, *_):
+        if record is not None and record.info.pop("holds_write_lock", False):
+            write_lock.release()
+
+    if write_lock is not None:
+        event.listen(engine, "checkin", _release)
+        event.listen(engine, "invalidate", _release)
     return engine
 
 
@@ -68,15 +89,11 @@ class Core:
         self.read_engine = make_engine(self.db_url, writer=False) if self.db_url.startswith("sqlite") else self.engine
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
-        # SQLite has one writer at a time; its busy handler waits by sleeping (1, 2, 5 … ms), which
-        # wastes most of a burst. Writers of this process queue on a lock instead and find the
-        # database free when they begin. (Other processes still meet the busy handler.)
-        self._write_lock = threading.RLock() if self.db_url.startswith("sqlite") else None
 
     def uow(self, at=None) -> UnitOfWork:
         """A unit of work; `at` backdates it (importing a line's history, loading demo data)."""
         clock = FixedClock(at) if at is not None else self.clock
-        return UnitOfWork(self._sessions, clock, self.tariffs, self._write_lock)
+        return UnitOfWork(self._sessions, clock, self.tariffs)
 
     def reader(self) -> UnitOfWork:
         """A unit of work for questions only (reports, lookups); its commit changes nothing."""

@@ -5,11 +5,10 @@ from sqlalchemy.orm import Session
 
 
 class UnitOfWork:
-    def __init__(self, session_factory, clock, tariffs, write_lock=None):
+    def __init__(self, session_factory, clock, tariffs):
         self._session_factory = session_factory
         self.clock = clock
         self.tariffs = tariffs
-        self._write_lock = write_lock
         self.session: Session | None = None
         self._connection = None
 
@@ -21,8 +20,6 @@ class UnitOfWork:
         return self._connection
 
     def __enter__(self) -> "UnitOfWork":
-        if self._write_lock is not None:
-            self._write_lock.acquire()
         self.session = self._session_factory()
         return self
 
@@ -30,11 +27,7 @@ class UnitOfWork:
         # Anything not committed explicitly is thrown away: a half-done request changes nothing.
         # close() rolls the transaction back without expiring what was read, so results stay usable.
         self._connection = None
-        try:
-            self.session.close()
-        finally:
-            if self._write_lock is not None:
-                self._write_lock.release()
+        self.session.close()
 
     def commit(self) -> None:
         self._connection = None

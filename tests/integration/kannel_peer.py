@@ -185,7 +185,7 @@ sendsms-interface = 127.0.0.1
 log-file = "{work}/smsbox.log"
 log-level = {log_level}
 mo-recode = true
-max-pending-requests = 512
+max-pending-requests = 32
 
 group = sendsms-user
 username = {sendsms_user}

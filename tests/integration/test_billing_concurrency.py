@@ -75,3 +75,33 @@ def test_the_schema_migrates_on_a_real_postgresql(pg_url, clock):
     assert core.engine.dialect.name == "postgresql"
     core.upgrade_schema()  # a second upgrade is a no-op
     core.dispose()
+
+
+def _charge_from_another_process(url: str, tag: str, count: int) -> None:
+    from billing.clock import FixedClock
+    from billing.core import Core
+    from tests.conftest import START
+
+    core = Core(url, clock=FixedClock(START))
+    for n in range(count):
+        with core.uow() as uow:
+            services.charge_sms(uow, PRE, "2112", key=f"{tag}-{n}")
+    core.dispose()
+
+
+def test_processes_sharing_one_sqlite_file_queue_their_writes_without_losing_one(core):
+    """`selfcare serve --processes N` on SQLite: writers of different processes meet on one file."""
+    import multiprocessing
+
+    open_line(core, balance="10.00")
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=_charge_from_another_process, args=(core.db_url, f"p{i}", 40)) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    _charge_from_another_process(core.db_url, "parent", 40)
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert balance(core) == Decimal("10.00") - Decimal("0.02") * 160
+    with core.uow() as uow:
+        assert services.audit(uow) == []
