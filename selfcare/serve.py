@@ -13,7 +13,6 @@ import os
 import queue
 import signal
 import socket
-import sys
 import threading
 from logging.handlers import QueueHandler, QueueListener
 
@@ -61,12 +60,6 @@ def _http_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
-# Python hands the GIL over every 5 ms by default: the thread that accepts calls or answers a
-# request waits that long behind busy call threads at every turn. 0.5 ms measured 4.5x the SMS
-# round trips of the default under Kannel's burst (bench/README.md).
-SWITCH_INTERVAL_S = 0.0005
-
-
 class Servers:
     """FastAGI and HTTP of one process; `run()` blocks until `stop()`."""
 
@@ -76,7 +69,6 @@ class Servers:
         from ivr.fastagi import FastAgiServer
         from selfcare.http import create_app
 
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         # waitress warns on every queued request in a burst: a log line per SMS helps nobody
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.core = core
