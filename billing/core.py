@@ -32,7 +32,10 @@ def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
     path = _sqlite_path(url)
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=40)
+    # A SQLite connection is a file handle, not a server slot: never make a call wait for one (with
+    # a thousand calls at once a bounded pool ran dry and callers heard "service unavailable").
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                           pool_size=64, max_overflow=-1)
     # Held from a writer's BEGIN until its connection goes back to the pool (after COMMIT or
     # ROLLBACK), so a unit of work holds it only while its transaction is open.
     write_lock = SqliteWriteLock(path) if writer else None
