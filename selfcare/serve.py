@@ -13,6 +13,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 from logging.handlers import QueueHandler, QueueListener
 
@@ -135,7 +136,9 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int =
     servers = Servers(core, settings, reuse_port=False) if not children else None
     log.info("FastAGI on %s:%d, HTTP on http://%s:%d, %d serving process(es)", *settings.agi, *settings.http,
              processes)
-    print(f"selfcare ready: http://{settings.http[0]}:{settings.http[1]}/health", flush=True)
+    # one write, so the log writer thread cannot cut the line in two
+    sys.stdout.write(f"selfcare ready: http://{settings.http[0]}:{settings.http[1]}/health\n")
+    sys.stdout.flush()
 
     def _stop(*_):
         stop.set()
