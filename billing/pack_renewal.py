@@ -72,6 +72,7 @@ def _at_period_end(uow, line: Subscriber, sub: PackSubscription, now: datetime) 
     if sub.renew_after_payment:
         sub.next_attempt_at = None  # only a payment renews it
     _notify(uow, line, sub, "pack-renewal-failed", key, retry_until=f"{sub.retry_until:%Y-%m-%d}",
+            leftover_until=f"{sub.leftover_until:%Y-%m-%dT%H:%M}",
             reason="suspended" if line.status != "active" else
                    "payment-needed" if sub.renew_after_payment else "balance")
     log.info("pack %s of %s not renewed (status %s)", sub.pack_code, mask(line.msisdn), line.status)

@@ -22,7 +22,7 @@ TRIES = 3
 class MenuContext:
     lang: str
     packs: tuple[Pack, ...] = ()
-    validity_days: int = 30
+    validity_days: int | None = None  # from the offers data, when the screen lists packs
     friend_request: tuple[int, str, str] | None = None  # (id, requester, amount shown)
 
 

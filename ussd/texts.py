@@ -20,6 +20,7 @@ REPLIES_PATH = Path(__file__).with_name("texts.toml")
 NOTIFICATIONS_PATH = Path(__file__).with_name("notifications.toml")
 MONEY_PARAMS = {"amount", "fee", "price", "debt", "repaid", "request_fee", "balance", "billed", "current", "advance"}
 DATE_PARAMS = {"expires", "ends", "retry_until"}
+TIME_PARAMS = {"leftover_until"}  # hours count here: shown with the time of day
 
 
 class InvalidTexts(ValueError):
@@ -70,6 +71,11 @@ def show_date(value) -> str:
     return f"{value:%d.%m.%Y}" if isinstance(value, (date, datetime)) else str(value)
 
 
+def show_time(value) -> str:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return f"{moment:%d.%m.%Y %H:%M}"
+
+
 def show_money(value) -> str:
     try:
         return fmt_azn(Decimal(str(value)))
@@ -82,6 +88,8 @@ def _shown(name: str, value, lang: str) -> str:
         return show_money(value)
     if name in DATE_PARAMS:
         return show_date(value)
+    if name in TIME_PARAMS:
+        return show_time(value)
     if name == "pack":
         pack = offers().packs.by_code(str(value))
         return pack.title[lang] if pack else str(value)

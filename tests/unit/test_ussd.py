@@ -268,7 +268,7 @@ def test_every_ussd_reply_fits_182_characters(lang):
 
 @pytest.mark.parametrize("lang", ["az", "en", "ru"])
 def test_every_notification_renders_within_two_sms_parts(lang):
-    params = {"pack": "50gb", "volume_mb": 51200, "price": "30.0000", "expires": "2026-12-22", "retry_until": "2027-03-22",
+    params = {"pack": "50gb", "volume_mb": 51200, "price": "30.0000", "expires": "2026-12-22", "retry_until": "2027-03-22", "leftover_until": "2026-12-23T12:00",
               "reason": "balance", "count": 9, "plan": "postpaid", "tariff": "biznes", "packs_annulled": 9,
               "kind": "nar", "amount": "3.0000", "fee": "0.6000", "request_fee": "0.0800",
               "request_fee_deferred": True, "debt": "999.9900", "friend": "+994502223344",
@@ -300,3 +300,10 @@ def test_every_template_the_scenarios_enqueue_has_a_text(core, clock):
 def test_worker_jobs_take_the_core_and_return_counts(core):
     for job in (run_pack_renewals, run_pack_expiries, run_friend_request_lapses):
         assert job(core) == 0
+
+
+def test_a_failed_renewal_says_until_when_the_rest_is_usable_from_the_data():
+    text = texts.render_notification("pack-renewal-failed", "en", {
+        "pack": "1gb", "volume_mb": 1024, "expires": "2026-12-22", "leftover_until": "2026-12-23T12:00",
+        "retry_until": "2027-03-22", "reason": "balance"})
+    assert "23.12.2026 12:00" in text and "22.03.2027" in text
