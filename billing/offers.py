@@ -5,11 +5,11 @@ A bad file stops start-up with an error naming the bad entry, like the tariff bo
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from .datafile import data_path, read_toml
 from .errors import InvalidAmount, InvalidTariffData
 from .money import parse_amount
 from .tariffs import LANGUAGES
@@ -185,12 +185,8 @@ def parse_offers(raw: dict) -> Offers:
 
 
 def load_offers(path: str | os.PathLike | None = None) -> Offers:
-    path = Path(path or os.environ.get("SELFCARE_OFFERS") or DEFAULT_PATH)
-    try:
-        with open(path, "rb") as fh:
-            return parse_offers(tomllib.load(fh))
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidTariffData(f"{path}: {exc}") from None
+    path = data_path(path, "SELFCARE_OFFERS", DEFAULT_PATH)
+    return parse_offers(read_toml(path, InvalidTariffData))
 
 
 _loaded: Offers | None = None

@@ -5,11 +5,11 @@ A bad file stops start-up with an error naming the bad entry, never a surprise m
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from .datafile import data_path, read_toml
 from .errors import InvalidAmount, InvalidTariffData, UnknownTariff
 from .money import parse_amount
 
@@ -160,10 +160,5 @@ def parse_tariff_book(raw: dict) -> TariffBook:
 
 
 def load_tariffs(path: str | os.PathLike | None = None) -> TariffBook:
-    path = Path(path or os.environ.get("SELFCARE_TARIFFS") or DEFAULT_PATH)
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidTariffData(f"{path}: {exc}") from None
-    return parse_tariff_book(raw)
+    path = data_path(path, "SELFCARE_TARIFFS", DEFAULT_PATH)
+    return parse_tariff_book(read_toml(path, InvalidTariffData))

@@ -6,10 +6,11 @@ with an error naming the entry instead of leaving a caller in silence mid-call.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from billing.datafile import read_toml
 
 LANGUAGES = ("az", "en", "ru")
 DEFAULT_PATH = Path(__file__).with_name("catalogue.toml")
@@ -109,11 +110,7 @@ def load(path: str | Path | None = None) -> Catalogue:
 
 
 def _load_file(path: Path) -> Catalogue:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise CatalogueError(f"{path}: not valid TOML: {error}") from None
+    data = read_toml(path, CatalogueError)
     catalogue = parse(data, where=str(path))
     catalogue.path = path
     return catalogue

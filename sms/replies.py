@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import string
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from babel.dates import format_date, format_time
 
+from billing.datafile import data_path, read_toml
 from billing.money import fmt_azn
 from billing.tariffs import LANGUAGES
 
@@ -179,10 +179,5 @@ def check_tariff_titles(tariffs) -> None:
 
 
 def load_catalogue(path: str | os.PathLike | None = None) -> Catalogue:
-    path = Path(path or os.environ.get("SELFCARE_SMS_TEXTS") or DEFAULT_PATH)
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidTexts(f"{path}: {exc}") from None
-    return check_catalogue(raw)
+    path = data_path(path, "SELFCARE_SMS_TEXTS", DEFAULT_PATH)
+    return check_catalogue(read_toml(path, InvalidTexts))

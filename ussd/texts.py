@@ -6,12 +6,12 @@ naming the bad entry.
 from __future__ import annotations
 
 import string
-import tomllib
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
+from billing.datafile import read_toml
 from billing.money import fmt_azn
 from billing.offers import offers
 
@@ -32,8 +32,7 @@ def _fields(text: str) -> set[str]:
 
 
 def load_texts(path: Path) -> dict[str, dict[str, str]]:
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
+    raw = read_toml(path, InvalidTexts)
     for key, entry in raw.items():
         missing = [lang for lang in LANGUAGES if not str(entry.get(lang, "")).strip()]
         if missing:
