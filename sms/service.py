@@ -117,14 +117,21 @@ class SmsService:
                      command.kind.value, mask(report.msisdn), fee)
             return Outcome("insufficient_balance", {"fee": fmt_fee(fee)})
 
-    def _charge(self, uow, command: Command, report, key: str) -> Decimal:
-        return self._charge_reporting(uow, command, report, key)[0]
-
-    def _charge_reporting(self, uow, command: Command, report, key: str):
-        """(fee taken, the line's figures after it)."""
+    def _take_fee(self, uow, command: Command, report, key: str):
         charge = services.charge_sms(uow, report.msisdn, command.short_number, key)
         if charge.duplicate:
             log.info("sms %s from %s: fee already taken for %s", command.kind.value, mask(report.msisdn), key)
+        return charge
+
+    def _charge(self, uow, command: Command, report, key: str) -> Decimal:
+        """The fee taken now (nothing for a retry whose fee was taken before)."""
+        charge = self._take_fee(uow, command, report, key)
+        return Decimal(0) if charge.duplicate else charge.fee
+
+    def _charge_reporting(self, uow, command: Command, report, key: str):
+        """(fee taken now, the line's figures after it)."""
+        charge = self._take_fee(uow, command, report, key)
+        if charge.duplicate:  # the figures come with a fresh charge only
             return Decimal(0), services.balance_report(uow, report.msisdn)
         return charge.fee, charge.report
 
