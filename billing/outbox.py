@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 
 from sqlalchemy import select
 
+from .ledger import account_value
 from .models import OutboxMessage, Subscriber
 from .msisdn import mask
 
@@ -39,8 +40,6 @@ def notify_balance_change(uow, line: Subscriber, change, reason: str, key: str) 
     """Seed 000's automatic update after a balance change, unless the subscriber switched it off."""
     if not line.notify_balance:
         return
-    from .ledger import account_value  # local: ledger imports nothing of the outbox
-
     account = "balance" if line.plan == "prepaid" else "current"
     enqueue(
         uow,

@@ -265,12 +265,3 @@ class FastAgiServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def serve_fastagi(core, host: str = "127.0.0.1", port: int = 4573, **options) -> None:
-    """Run the FastAGI server in this thread until interrupted (what `selfcare serve` calls)."""
-    server = FastAgiServer(core, host, port, **options)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        log.info("fastagi interrupted")

@@ -6,6 +6,8 @@ from sqlalchemy import text
 
 from billing.core import Core
 from selfcare.config import Settings
+from sms import web as sms_web
+from ussd import web as ussd_web
 
 MAX_BODY_BYTES = 64 * 1024  # no legitimate webhook or USSD request comes near it
 
@@ -14,8 +16,6 @@ def create_app(core: Core, settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask("selfcare")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions["selfcare.core"] = core
-    app.extensions["selfcare.settings"] = settings
 
     @app.before_request
     def refuse_over_long_bodies():
@@ -26,24 +26,10 @@ def create_app(core: Core, settings: Settings | None = None) -> Flask:
 
     @app.get("/health")
     def health():
-        with core.engine.connect() as conn:
+        with core.read_engine.connect() as conn:  # a probe must not queue for the write lock
             conn.execute(text("SELECT 1"))
         return jsonify(status="ok")
 
-    for register in _channels():
-        register(app, core, settings)
+    sms_web.register(app, core, settings)
+    ussd_web.register(app, core, settings)
     return app
-
-
-def _channels():
-    """Each channel package offers `register(app, core, settings)`."""
-    found = []
-    for module in ("sms.web", "ussd.web"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        found.append(mod.register)
-    return found
