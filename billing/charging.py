@@ -28,7 +28,6 @@ def charge_sms(uow, msisdn: str, short_number: str, key: str) -> Charge:
     fee = uow.tariffs.info_sms_fee(short_number)
     op = ledger.open_operation(uow, key, f"sms:{short_number}", line)
     if op is None:
-        uow.rollback()
         return Charge(ledger.amount_of(uow, key), duplicate=True)
     ledger.charge(uow, line, fee, op, f"sms:{short_number}")
     report = report_for(uow, line)
@@ -54,7 +53,6 @@ def charge_call(uow, msisdn: str, seconds: int, kind: str, key: str) -> Charge:
     price = call_price(uow, line.tariff, seconds, kind)
     op = ledger.open_operation(uow, key, f"call:{kind}", line)
     if op is None:
-        uow.rollback()
         return Charge(ledger.amount_of(uow, key), duplicate=True)
     if price:
         ledger.charge(uow, line, price, op, f"call:{kind}")

@@ -1,4 +1,4 @@
-"""Wiring of the billing core: the database engine, the clock and the tariff book.
+"""Wiring of the billing core: the database engine, the clock and the data books (tariffs, offers).
 
 Channels hold one `Core` per process and open a unit of work per request.
 """
@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from .clock import FixedClock, SystemClock
+from .offers import Offers, load_offers
 from .tariffs import TariffBook, load_tariffs
 from .uow import UnitOfWork
 from .writelock import SqliteWriteLock
@@ -82,25 +83,27 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
 
 
 class Core:
-    def __init__(self, db_url: str | None = None, clock=None, tariffs: TariffBook | None = None):
+    def __init__(self, db_url: str | None = None, clock=None, tariffs: TariffBook | None = None,
+                 offers: Offers | None = None):
         self.db_url = db_url or default_db_url()
         self.engine = make_engine(self.db_url)
         self.clock = clock or SystemClock()
+        # Loaded (and checked) here, when a process starts: a bad entry stops it with its name.
         self.tariffs = tariffs or load_tariffs()
+        self.offers = offers or load_offers()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite: questions that change nothing must not queue behind writers for the write lock.
         self.read_engine = make_engine(self.db_url, writer=False) if self.db_url.startswith("sqlite") else self.engine
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
-
     def uow(self, at=None) -> UnitOfWork:
         """A unit of work; `at` backdates it (importing a line's history, loading demo data)."""
         clock = FixedClock(at) if at is not None else self.clock
-        return UnitOfWork(self._sessions, clock, self.tariffs)
+        return UnitOfWork(self._sessions, clock, self.tariffs, self.offers)
 
     def reader(self) -> UnitOfWork:
         """A unit of work for questions only (reports, lookups); its commit changes nothing."""
-        return UnitOfWork(self._read_sessions, self.clock, self.tariffs)
+        return UnitOfWork(self._read_sessions, self.clock, self.tariffs, self.offers)
 
     def upgrade_schema(self) -> None:
         from .migrate import upgrade

@@ -16,28 +16,17 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from . import ledger, lines, outbox, payments
-from .errors import BillingError
+from . import ledger, lines, outbox
+from .errors import CreditRefused
 from .models import CreditGrant, LedgerEntry, Operation, Subscriber
 from .money import ZERO, fmt_exact, from_units, to_units
 from .msisdn import mask, normalize
-from .offers import NarOption, offers
+from .offers import NarOption
 
 log = logging.getLogger("billing.credit")
 
 TOPUP_KINDS = ("topup", "card")
 DEBT_ACCOUNT = {"nar": "nar_debt", "sos": "sos_debt"}
-
-
-class CreditRefused(BillingError):
-    """`reason` names the rule: not-prepaid, not-active, too-new, no-topup, first-week, limit,
-    nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid, friend-not-active."""
-
-    code = "credit-refused"
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,7 @@ def _topped_up(uow, line: Subscriber, since: datetime | None = None, until: date
 
 def check_borrower(uow, line: Subscriber) -> None:
     """Seed 003's conditions, one refusal reason each."""
-    rules = offers().credit
+    rules = uow.offers.credit
     if line.plan != "prepaid":
         raise CreditRefused("not-prepaid", "credit is for prepaid lines")
     if line.status != "active":
@@ -110,20 +99,19 @@ def _owed_principal(uow, line: Subscriber, kind: str) -> Decimal:
 
 
 def standing(uow, line: Subscriber) -> CreditStanding:
-    rules = offers().credit
+    rules = uow.offers.credit
     since = uow.clock.now() - timedelta(days=rules.history_days)
     recent, _ = _topped_up(uow, line, since=since)
     return CreditStanding(rules.nar_limit(recent), _owed_principal(uow, line, "nar"), _owed_principal(uow, line, "sos"))
 
 
-def _nar_maxed(s: CreditStanding) -> bool:
+def _nar_maxed(rules, s: CreditStanding) -> bool:
     """SOS needs Nar's maximum reached: no Nar amount of the table fits under the line's limit."""
-    return s.nar_available < offers().credit.nar[0].amount
+    return s.nar_available < rules.nar[0].amount
 
 
-def nar_option(s: CreditStanding, code: str | None) -> NarOption:
+def nar_option(rules, s: CreditStanding, code: str | None) -> NarOption:
     """The option asked for by its code, or for `*700#` the largest that fits, at most ussd_max."""
-    rules = offers().credit
     if code is None:
         cap = min(rules.ussd_max, s.nar_available)
         fitting = [o for o in rules.nar if o.amount <= cap]
@@ -142,7 +130,7 @@ def nar_option(s: CreditStanding, code: str | None) -> NarOption:
 
 def _grant(uow, borrower: Subscriber, beneficiary: Subscriber, kind: str, amount: Decimal, fee: Decimal,
            op) -> CreditResult:
-    rules = offers().credit
+    rules = uow.offers.credit
     deferred = borrower.balance_units < to_units(rules.request_fee)  # checked before the credit lands
     account = DEBT_ACCOUNT[kind]
     owed = amount + fee + (rules.request_fee if deferred else ZERO)
@@ -174,13 +162,12 @@ def _grant(uow, borrower: Subscriber, beneficiary: Subscriber, kind: str, amount
 
 
 def _duplicate(uow, key: str, kind: str) -> CreditResult:
-    uow.rollback()
     grant = uow.session.scalar(select(CreditGrant).join(Operation, Operation.id == CreditGrant.operation_id)
                                .where(Operation.key == key))
     if grant is None:
         return CreditResult(kind, ZERO, ZERO, ZERO, False, ZERO, duplicate=True)
     return CreditResult(grant.kind, from_units(grant.principal_units), from_units(grant.fee_units),
-                        offers().credit.request_fee, grant.deferred_request_fee_units > 0,
+                        uow.offers.credit.request_fee, grant.deferred_request_fee_units > 0,
                         from_units(grant.outstanding_units), duplicate=True)
 
 
@@ -205,19 +192,19 @@ def take_nar_credit(uow, msisdn: str, key: str, code: str | None = None, *, for_
     """`*700#` (code None: the largest available up to 3 AZN), `*700#NN#`, or `*700*01*<friend>#`."""
     if ledger.find_operation(uow, key) is not None:
         return _duplicate(uow, key, "nar")
-    result = grant_nar_uncommitted(uow, msisdn, key, code, for_friend=for_friend)
+    result = grant_nar(uow, msisdn, key, code, for_friend=for_friend)
     uow.commit()
     return result
 
 
-def grant_nar_uncommitted(uow, msisdn: str, key: str, code: str | None = None, *, for_friend: str | None = None
+def grant_nar(uow, msisdn: str, key: str, code: str | None = None, *, for_friend: str | None = None
                           ) -> CreditResult:
-    """The Nar grant inside the caller's transaction (a friend's confirmation commits it with its request)."""
+    """The Nar grant, left for the caller to commit (a friend's confirmation commits it with its request)."""
     borrower, beneficiary = _lock_pair(uow, msisdn, for_friend)
     if for_friend:
         check_beneficiary(borrower, beneficiary)
     check_borrower(uow, borrower)
-    option = nar_option(standing(uow, borrower), code)
+    option = nar_option(uow.offers.credit, standing(uow, borrower), code)
     op = ledger.open_operation(uow, key, "credit:nar", borrower)
     if op is None:
         return _duplicate(uow, key, "nar")
@@ -226,13 +213,13 @@ def grant_nar_uncommitted(uow, msisdn: str, key: str, code: str | None = None, *
 
 def take_sos_credit(uow, msisdn: str, key: str) -> CreditResult:
     """`*711#`: 1 AZN, only once the Nar limit is reached, at most 2 AZN owed at once."""
-    rules = offers().credit
+    rules = uow.offers.credit
     if ledger.find_operation(uow, key) is not None:
         return _duplicate(uow, key, "sos")
     borrower = lines.find(uow, msisdn, lock=True)
     check_borrower(uow, borrower)
     s = standing(uow, borrower)
-    if not _nar_maxed(s):
+    if not _nar_maxed(rules, s):
         raise CreditRefused("nar-not-maxed", f"SOS Credit is for lines that reached their Nar limit "
                                              f"({s.nar_available} AZN of Nar Credit still available)")
     if s.sos_owed_principal + rules.sos_amount > rules.sos_max_outstanding:
@@ -255,13 +242,13 @@ def available_nar_credit(uow, msisdn: str) -> Decimal:
     """What `*700#` would give now (0 when refused)."""
     line = lines.find(uow, msisdn)
     check_borrower(uow, line)
-    return nar_option(standing(uow, line), None).amount
+    return nar_option(uow.offers.credit, standing(uow, line), None).amount
 
 
 # -- recovery at top-up ------------------------------------------------------------------------
 
 def recover_credit_debt(uow, line: Subscriber, op) -> None:
-    """Top-up hook: the whole debt, oldest credit first, as far as the balance allows (seed 003)."""
+    """After a top-up: the whole debt, oldest credit first, as far as the balance allows (seed 003)."""
     if line.plan != "prepaid":
         return
     owed = line.nar_debt_units + line.sos_debt_units
@@ -290,6 +277,3 @@ def recover_credit_debt(uow, line: Subscriber, op) -> None:
         "debt": fmt_exact(from_units(line.nar_debt_units + line.sos_debt_units))}, key=f"{op.key}:credit-repaid")
     log.info("credit debt %s AZN recovered from %s's top-up", from_units(taken), mask(line.msisdn))
 
-
-if recover_credit_debt not in payments.after_topup_hooks:
-    payments.after_topup_hooks.insert(0, recover_credit_debt)

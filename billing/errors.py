@@ -75,3 +75,30 @@ class InvalidInput(BillingError):
     """A value outside what the rules allow (a bill day of 30, a language of 'de', ...)."""
 
     code = "invalid-input"
+
+
+class UnknownPack(BillingError):
+    code = "unknown-pack"
+
+
+class NoPacks(BillingError):
+    code = "no-packs"
+
+
+class CreditRefused(BillingError):
+    """`reason` names the rule: not-prepaid, not-active, too-new, no-topup, first-week, limit,
+    nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid, friend-not-active."""
+
+    code = "credit-refused"
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class NoFriendRequest(BillingError):
+    code = "no-friend-request"
+
+
+class FriendRequestExpired(BillingError):
+    code = "friend-request-expired"

@@ -14,25 +14,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from . import lines, outbox
-from .credit import CreditRefused, CreditResult, check_beneficiary, grant_nar_uncommitted, take_nar_credit
-from .errors import BillingError
+from .credit import CreditResult, check_beneficiary, grant_nar, take_nar_credit
+from .errors import FriendRequestExpired, NoFriendRequest
 from .models import FriendCreditRequest, Subscriber
 from .msisdn import mask
-from .offers import offers
 
 log = logging.getLogger("billing.friend_credit")
-
-YES_WORDS = {"1", "yes", "y", "ok", "bəli", "beli", "hə", "he", "ha", "да", "da"}
-NO_WORDS = {"2", "0", "no", "n", "yox", "нет", "net"}
-
-
-class NoFriendRequest(BillingError):
-    code = "no-friend-request"
-
-
-class FriendRequestExpired(BillingError):
-    code = "friend-request-expired"
-
 
 @dataclass(frozen=True)
 class FriendRequest:
@@ -61,7 +48,7 @@ def ask_friend_for_credit(uow, msisdn: str, friend: str, key: str) -> FriendRequ
     if known is not None:
         return _view(known, requester.msisdn, other.msisdn, duplicate=True)
     now = uow.clock.now()
-    minutes = offers().credit.friend_confirm_minutes
+    minutes = uow.offers.credit.friend_confirm_minutes
     req = FriendCreditRequest(key=key, requester_id=requester.id, friend_id=other.id, status="pending",
                               created_at=now, expires_at=now + timedelta(minutes=minutes))
     uow.session.add(req)
@@ -120,7 +107,7 @@ def answer_friend_request(uow, friend: str, accept: bool, key: str, request_id: 
         _lapse(uow, req, requester, now)
         uow.commit()
         raise FriendRequestExpired(f"the request from {requester.msisdn} lapsed after "
-                                   f"{offers().credit.friend_confirm_minutes} minutes")
+                                   f"{uow.offers.credit.friend_confirm_minutes} minutes")
     if not accept:
         req.status, req.decided_at = "declined", now
         outbox.enqueue(uow, requester, "friend-credit-declined", {"friend": line.msisdn},
@@ -128,16 +115,10 @@ def answer_friend_request(uow, friend: str, accept: bool, key: str, request_id: 
         uow.commit()
         log.info("%s declined a credit request", mask(line.msisdn))
         return None
-    result = grant_nar_uncommitted(uow, line.msisdn, key, None, for_friend=requester.msisdn)
+    result = grant_nar(uow, line.msisdn, key, None, for_friend=requester.msisdn)
     req.status, req.decided_at = "granted", now
     uow.commit()
     return result
-
-
-def reply_means(text: str) -> bool | None:
-    """An SMS reply to a request: True (yes), False (no), None (neither)."""
-    word = (text or "").strip().lower()
-    return True if word in YES_WORDS else False if word in NO_WORDS else None
 
 
 @dataclass(frozen=True)
@@ -146,11 +127,8 @@ class FriendAnswer:
     credit: CreditResult | None  # None when the friend declined
 
 
-def answer_friend_request_by_sms(uow, friend: str, text: str, key: str) -> FriendAnswer:
-    """For the SMS channel: the friend's reply (yes/no in az/en/ru) to the oldest pending request."""
-    accept = reply_means(text)
-    if accept is None:
-        raise CreditRefused("unclear-reply", "reply YES to confirm or NO to decline")
+def answer_oldest_friend_request(uow, friend: str, accept: bool, key: str) -> FriendAnswer:
+    """The friend's answer to the oldest request waiting for them (a reply that names no request)."""
     line = lines.find(uow, friend)
     pending = uow.session.scalar(
         select(FriendCreditRequest).where(FriendCreditRequest.friend_id == line.id,

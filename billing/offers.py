@@ -188,13 +188,3 @@ def load_offers(path: str | os.PathLike | None = None) -> Offers:
     path = data_path(path, "SELFCARE_OFFERS", DEFAULT_PATH)
     return parse_offers(read_toml(path, InvalidTariffData))
 
-
-_loaded: Offers | None = None
-
-
-def offers() -> Offers:
-    """The process-wide offers, loaded on first use (channels call `offers()` at start-up to fail early)."""
-    global _loaded
-    if _loaded is None:
-        _loaded = load_offers()
-    return _loaded

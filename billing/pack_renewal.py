@@ -18,11 +18,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 
-from . import ledger, lines, outbox, payments
+from . import ledger, lines, outbox
 from .models import PackSubscription, Subscriber
 from .money import fmt_exact, to_units
 from .msisdn import mask
-from .offers import offers
 from .packs import end, live_packs, pack_of, start_period
 
 log = logging.getLogger("billing.pack_renewal")
@@ -35,14 +34,14 @@ def _notify(uow, line: Subscriber, sub: PackSubscription, template: str, key: st
 
 def try_renew(uow, line: Subscriber, sub: PackSubscription, start: datetime, key: str) -> bool:
     """Charge the pack's current price and start a new period; False when the balance is short."""
-    pack = pack_of(sub)
+    pack = pack_of(uow.offers.packs, sub)
     if line.status != "active" or (line.plan == "prepaid" and line.balance_units < to_units(pack.price)):
         return False
     op = ledger.open_operation(uow, key, "pack-renewal", line)
     if op is None:
         return False
     ledger.charge(uow, line, pack.price, op, f"pack:{pack.code}")
-    start_period(sub, start)
+    start_period(uow.offers.packs, sub, start)
     sub.renewals += 1
     _notify(uow, line, sub, "pack-renewed", key, price=fmt_exact(pack.price))
     outbox.notify_balance_change(uow, line, -pack.price, "pack", key)
@@ -50,8 +49,7 @@ def try_renew(uow, line: Subscriber, sub: PackSubscription, start: datetime, key
     return True
 
 
-def _await_renewal(sub: PackSubscription, now: datetime) -> None:
-    rules = offers().packs
+def _await_renewal(rules, sub: PackSubscription, now: datetime) -> None:
     sub.status = "awaiting-renewal"
     sub.leftover_until = sub.period_end + timedelta(hours=rules.leftover_hours)
     sub.retry_until = sub.period_end + timedelta(days=rules.renewal_window_days)
@@ -60,12 +58,12 @@ def _await_renewal(sub: PackSubscription, now: datetime) -> None:
 
 def _at_period_end(uow, line: Subscriber, sub: PackSubscription, now: datetime) -> None:
     # A late worker must not start a period that is already over: renew from now then.
-    late = now - sub.period_end >= timedelta(hours=offers().packs.leftover_hours)
+    late = now - sub.period_end >= timedelta(hours=uow.offers.packs.leftover_hours)
     start = now if late else sub.period_end
     key = f"pack-renewal:{sub.id}:{sub.period_end:%Y%m%dT%H%M%S}"
     if not sub.renew_after_payment and try_renew(uow, line, sub, start, key):
         return
-    _await_renewal(sub, now)
+    _await_renewal(uow.offers.packs, sub, now)
     if line.status != "active":
         sub.held_by_suspension = True
         sub.next_attempt_at = now  # looked at on every run until the line is active again
@@ -95,7 +93,7 @@ def _retry(uow, line: Subscriber, sub: PackSubscription, now: datetime) -> None:
         _notify(uow, line, sub, "pack-cancelled", key)
         log.info("pack %s of %s cancelled after reactivation", sub.pack_code, mask(line.msisdn))
         return
-    sub.next_attempt_at = now + timedelta(hours=offers().packs.retry_every_hours)
+    sub.next_attempt_at = now + timedelta(hours=uow.offers.packs.retry_every_hours)
 
 
 def _each_due(core, where, step) -> int:
@@ -164,7 +162,7 @@ def run_pack_expiries(core) -> int:
 
 
 def renew_after_topup(uow, line: Subscriber, op) -> None:
-    """Top-up hook: a payment renews what waits for money at once (after credit debt is recovered)."""
+    """After a top-up: a payment renews what waits for money at once (after credit debt is recovered)."""
     if line.status != "active":
         return
     now = uow.clock.now()
@@ -189,12 +187,3 @@ def suspend_at_will(uow, msisdn: str) -> int:
     log.info("%s suspended at will (%d packs wait for a payment)", mask(line.msisdn), flagged)
     return flagged
 
-
-def _register() -> None:
-    from . import credit  # noqa: F401  (its hook recovers debt first, so renewal sees the real balance)
-
-    if renew_after_topup not in payments.after_topup_hooks:
-        payments.after_topup_hooks.append(renew_after_topup)
-
-
-_register()

@@ -13,24 +13,16 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from . import ledger, lines, outbox
-from .errors import BillingError, LineNotActive
+from .errors import LineNotActive, NoPacks, UnknownPack
 from .models import PackSubscription, Subscriber
 from .money import fmt_exact
 from .msisdn import mask
-from .offers import Pack, offers
+from .offers import Pack
 
 log = logging.getLogger("billing.packs")
 
 KB_PER_MB = 1024
 LIVE = ("active", "awaiting-renewal")  # a pack that may still renew or be drawn from
-
-
-class UnknownPack(BillingError):
-    code = "unknown-pack"
-
-
-class NoPacks(BillingError):
-    code = "no-packs"
 
 
 @dataclass(frozen=True)
@@ -55,12 +47,8 @@ class PackState:
         return self.pack.throttle_kbps if self.throttled else None
 
 
-def catalogue() -> tuple[Pack, ...]:
-    return offers().packs.catalogue
-
-
-def pack_of(sub: PackSubscription) -> Pack:
-    return offers().packs.by_code(sub.pack_code) or Pack(
+def pack_of(rules, sub: PackSubscription) -> Pack:
+    return rules.by_code(sub.pack_code) or Pack(
         0, sub.pack_code, sub.pack_group, sub.volume_mb, Decimal(0), {"az": sub.pack_code, "en": sub.pack_code,
                                                                      "ru": sub.pack_code}, sub.throttle_kbps)
 
@@ -86,11 +74,11 @@ def live_packs(uow, line: Subscriber, *, lock: bool = False) -> list[PackSubscri
     return list(uow.session.scalars(query))
 
 
-def start_period(sub: PackSubscription, start: datetime) -> None:
+def start_period(rules, sub: PackSubscription, start: datetime) -> None:
     """A new 30-day period with the full volume: what was left of the last one is annulled."""
     sub.status = "active"
     sub.period_start = start
-    sub.period_end = start + timedelta(days=offers().packs.validity_days)
+    sub.period_end = start + timedelta(days=rules.validity_days)
     sub.remaining_kb = sub.volume_mb * KB_PER_MB
     sub.leftover_until = sub.retry_until = sub.next_attempt_at = None
     sub.held_by_suspension = False
@@ -104,7 +92,7 @@ def end(sub: PackSubscription, status: str, now: datetime) -> None:
 
 
 def order_pack(uow, msisdn: str, number: int, key: str) -> PackOrder:
-    pack = offers().packs.by_number(number)
+    pack = uow.offers.packs.by_number(number)
     if pack is None:
         raise UnknownPack(f"there is no pack {number}")
     line = lines.find(uow, msisdn, lock=True)
@@ -112,7 +100,6 @@ def order_pack(uow, msisdn: str, number: int, key: str) -> PackOrder:
         raise LineNotActive(f"{line.msisdn} is {line.status}: packs cannot be ordered")
     op = ledger.open_operation(uow, key, "pack-order", line)
     if op is None:
-        uow.rollback()
         return PackOrder(pack, None, duplicate=True)
     ledger.charge(uow, line, pack.price, op, f"pack:{pack.code}")
     now = uow.clock.now()
@@ -120,7 +107,7 @@ def order_pack(uow, msisdn: str, number: int, key: str) -> PackOrder:
                            volume_mb=pack.volume_mb, throttle_kbps=pack.throttle_kbps, auto_renew=True,
                            renew_after_payment=False, renewals=0, created_at=now, remaining_kb=0,
                            status="active", period_start=now, period_end=now)
-    start_period(sub, now)
+    start_period(uow.offers.packs, sub, now)
     uow.session.add(sub)
     outbox.enqueue(uow, line, "pack-ordered", {"pack": pack.code, "volume_mb": pack.volume_mb,
                                                 "price": fmt_exact(pack.price), "expires": f"{sub.period_end:%Y-%m-%d}"},
@@ -138,7 +125,6 @@ def _change_live_packs(uow, msisdn: str, key: str, kind: str, change) -> tuple[i
     if not subs:
         raise NoPacks(f"{line.msisdn} has no internet pack")
     if ledger.open_operation(uow, key, kind, line) is None:
-        uow.rollback()
         return None
     for sub in subs:
         change(sub)
@@ -181,6 +167,6 @@ def pack_status(uow, msisdn: str) -> list[PackState]:
     for sub in live_packs(uow, line):
         usable = is_usable(sub, now) and can_use_packs(line)
         throttled = bool(sub.throttle_kbps) and usable and sub.remaining_kb == 0
-        states.append(PackState(pack_of(sub), sub.status, Decimal(sub.remaining_kb) / KB_PER_MB,
+        states.append(PackState(pack_of(uow.offers.packs, sub), sub.status, Decimal(sub.remaining_kb) / KB_PER_MB,
                                 sub.period_end, sub.auto_renew, usable, throttled))
     return states

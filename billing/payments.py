@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from . import ledger, lines, outbox
+from . import credit, ledger, lines, outbox, pack_renewal
 from .errors import CardAlreadyUsed, InvalidInput, InvalidSerial, UnknownCard, WrongPin
 from .models import ScratchCard, Subscriber
 from .money import from_units, parse_amount, to_units
@@ -21,11 +21,6 @@ log = logging.getLogger("billing.payments")
 
 SERIAL = re.compile(r"^\d{10}$")
 PIN = re.compile(r"^\d{4,16}$")
-
-# Hooks run inside a top-up's transaction, after the money landed (e.g. credit debt recovery).
-# Each takes (uow, line, op) and may post further entries.
-after_topup_hooks: list = []
-
 
 @dataclass(frozen=True)
 class TopUp:
@@ -44,16 +39,21 @@ def _apply_payment(uow, line: Subscriber, amount: Decimal, op, kind: str) -> Non
     ledger.post(uow, line, "advance", amount - from_units(to_bill), op, kind)
 
 
+def _after_money_landed(uow, line: Subscriber, op) -> None:
+    """What a top-up or a card triggers, in its transaction (seeds 003 and 002): Nar/SOS credit debt
+    is recovered first, so a pack waiting for money is renewed only from what is left."""
+    credit.recover_credit_debt(uow, line, op)
+    pack_renewal.renew_after_topup(uow, line, op)
+
+
 def topup(uow, msisdn: str, amount, key: str, *, kind: str = "topup") -> TopUp:
     value = parse_amount(amount, allow_zero=False)
     line = lines.find(uow, msisdn, lock=True)
     op = ledger.open_operation(uow, key, kind, line)
     if op is None:
-        uow.rollback()
         return TopUp(value, duplicate=True)
     _apply_payment(uow, line, value, op, kind)
-    for hook in after_topup_hooks:
-        hook(uow, line, op)
+    _after_money_landed(uow, line, op)
     outbox.notify_balance_change(uow, line, value, kind, key)
     uow.commit()
     log.info("%s %s AZN for %s", kind, value, mask(line.msisdn))
@@ -118,8 +118,7 @@ def redeem_card(uow, msisdn: str, serial: str, pin: str, key: str) -> TopUp:
     value = from_units(card.value_units)
     op = ledger.open_operation(uow, key, "card", line)
     _apply_payment(uow, line, value, op, "card")
-    for hook in after_topup_hooks:
-        hook(uow, line, op)
+    _after_money_landed(uow, line, op)
     outbox.notify_balance_change(uow, line, value, "card", key)
     uow.commit()
     log.info("card %s redeemed by %s", serial, mask(line.msisdn))

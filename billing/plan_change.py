@@ -55,7 +55,6 @@ def change_plan(uow, msisdn: str, plan: str, key: str, tariff: str | None = None
         raise InvalidInput(f"tariff {new_tariff.name!r} is a {new_tariff.plan} tariff, not {plan}")
     op = ledger.open_operation(uow, key, "plan-change", line)
     if op is None:
-        uow.rollback()
         return 0
     _move_money(uow, line, plan, op)
     now = uow.clock.now()

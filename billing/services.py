@@ -1,41 +1,136 @@
-"""The service layer every channel calls. Each function takes a unit of work and commits itself.
+"""The service layer: what every channel (IVR, SMS, USSD, the CLI, the web) calls.
 
-This module only gathers the public entry points; each rule lives in one module of its own.
+Each service takes a unit of work and commits it; inside `uow.atomic()` several compose into one
+transaction. The compositions a channel needs live here, written out, so that a fee and the action
+it pays for, or a top-up and what it triggers, are one transaction by construction. Domain errors
+are in `billing.errors`; each channel turns them into its own answer.
 """
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable, Generic, TypeVar
+
+from . import memo, sharing
 from .audit import audit, count_lines
 from .billrun import run_due_bill_cycles
 from .charging import Charge, call_price, charge_call, charge_sms
-from .lines import (
-    add_subscriber,
-    set_balance_notifications,
-    set_language,
-    set_roaming,
-    set_status,
-)
-from .payments import CardStatus, TopUp, add_card, card_status, redeem_card, topup
-from .replies import recall_reply, remember_reply
-from .reports import BalanceReport, balance_report
-from .sharing import grant_access, grantees, revoke_access, revoke_all, shared_report
-# Internet packs and Nar/SOS credit (issue 5); importing them registers their top-up hooks.
-from .credit import CreditDebt, CreditRefused, CreditResult, available_nar_credit, credit_debt, take_nar_credit, take_sos_credit
-from .friend_credit import (answer_friend_request, answer_friend_request_by_sms, ask_friend_for_credit,
-                            credit_for_friend, pending_requests)
+from .credit import CreditDebt, CreditResult, available_nar_credit, credit_debt, take_nar_credit, take_sos_credit
+from .errors import UnknownCard, WrongPlan
+from .friend_credit import (FriendAnswer, answer_friend_request, answer_oldest_friend_request,
+                            ask_friend_for_credit, credit_for_friend, pending_requests)
+from .lines import add_subscriber, set_balance_notifications, set_language, set_roaming, set_status
 from .pack_renewal import suspend_at_will
 from .packs import PackOrder, PackState, deactivate_packs, order_pack, pack_status, stop_pack_renewal
+from .payments import CardStatus, TopUp, add_card, card_status, redeem_card, topup
 from .plan_change import change_plan
+from .reports import BalanceReport, balance_report
+from .sharing import grant_access, grantees, revoke_access, revoke_all, shared_report
 from .usage import DataUsage, record_data_usage
 
+T = TypeVar("T")
+
+# Seed 000: 2112 is the prepaid line's balance number, 650 the postpaid one's. Every channel asks
+# here which plan a balance number serves.
+BALANCE_NUMBERS = {"2112": "prepaid", "650": "postpaid"}
+
+
+def plan_served_by(number: str) -> str:
+    return BALANCE_NUMBERS[number]
+
+
+def balance_number_for(plan: str) -> str:
+    return next(number for number, served in BALANCE_NUMBERS.items() if served == plan)
+
+
+def require_served(report: BalanceReport, number: str) -> BalanceReport:
+    """The report when the line's plan is the one `number` serves; WrongPlan (naming the line's own
+    plan) when it is the other."""
+    if report.plan != plan_served_by(number):
+        raise WrongPlan(f"{number} serves {plan_served_by(number)} lines, this one is {report.plan}",
+                        report.plan)
+    return report
+
+
+# -- a fee and what it pays for, in one transaction --------------------------------------------
+
+@dataclass(frozen=True)
+class Paid(Generic[T]):
+    result: T
+    fee: Decimal  # taken now: 0 for a retry whose fee was taken before
+    report: BalanceReport | None = None  # the payer's figures right after the fee
+
+
+def _for_fee(uow, msisdn: str, number: str, key: str, action: Callable[[], T]) -> Paid[T]:
+    with uow.atomic():
+        charge = charge_sms(uow, msisdn, number, key)
+        result = action()
+    return Paid(result, Decimal(0) if charge.duplicate else charge.fee, charge.report)
+
+
+def report_for_fee(uow, msisdn: str, number: str, key: str) -> Paid[BalanceReport]:
+    """The line's figures after the fee for asking (a blank SMS to 2112, 650 or 1005)."""
+    with uow.atomic():
+        charge = charge_sms(uow, msisdn, number, key)
+        report = charge.report or balance_report(uow, msisdn)  # a retry's fee came with no figures
+    return Paid(report, Decimal(0) if charge.duplicate else charge.fee, report)
+
+
+def grant_for_fee(uow, owner: str, grantee: str, number: str, key: str) -> Paid[bool]:
+    """`+<number>` to 650: True when the grant is new."""
+    return _for_fee(uow, owner, number, key, lambda: sharing.grant_access(uow, owner, grantee))
+
+
+def revoke_for_fee(uow, owner: str, grantee: str, number: str, key: str) -> Paid[bool]:
+    """`-<number>` to 650: True when there was a grant to revoke."""
+    return _for_fee(uow, owner, number, key, lambda: sharing.revoke_access(uow, owner, grantee))
+
+
+def revoke_all_for_fee(uow, owner: str, number: str, key: str) -> Paid[int]:
+    """`-` to 650: how many grants were revoked."""
+    return _for_fee(uow, owner, number, key, lambda: sharing.revoke_all(uow, owner))
+
+
+def card_check_for_fee(uow, msisdn: str, serial: str, number: str, key: str) -> Paid[CardStatus | None]:
+    """A serial sent to 1003: the card's status (None when no card has it; the lookup is charged
+    either way)."""
+    def look_up():
+        try:
+            return card_status(uow, serial)
+        except UnknownCard:
+            return None
+    return _for_fee(uow, msisdn, number, key, look_up)
+
+
+# -- a retried request answered from memory ----------------------------------------------------
+
+def answer_once(core, key: str, compute: Callable[[object], dict]) -> tuple[dict, bool]:
+    """(answer, from memory). A request seen before gets its first answer back and changes nothing;
+    otherwise `compute(uow)` runs and its answer is kept in the same transaction as its work.
+
+    `compute` may catch a domain error to answer it: wrap the failing step in `uow.atomic()` so its
+    partial work is undone while the refusal is still remembered.
+    """
+    with core.reader() as uow:
+        earlier = memo.recall(uow, key)
+    if earlier is not None:
+        return earlier, True
+    with core.uow() as uow, uow.atomic():
+        answer = compute(uow)
+        memo.remember(uow, key, answer)
+    return answer, False
+
+
 __all__ = [
-    "BalanceReport", "CardStatus", "Charge", "TopUp",
-    "add_card", "add_subscriber", "audit", "balance_report", "call_price", "card_status",
-    "charge_call", "charge_sms", "count_lines", "grant_access", "grantees", "recall_reply",
-    "redeem_card", "remember_reply", "revoke_access", "revoke_all", "run_due_bill_cycles",
-    "set_balance_notifications", "set_language", "set_roaming", "set_status", "shared_report",
-    "topup",
-    # issue 5
-    "CreditDebt", "CreditRefused", "CreditResult", "DataUsage", "PackOrder", "PackState",
-    "answer_friend_request", "answer_friend_request_by_sms", "ask_friend_for_credit", "available_nar_credit",
-    "change_plan", "credit_debt", "credit_for_friend", "deactivate_packs", "order_pack", "pack_status",
-    "pending_requests", "record_data_usage", "stop_pack_renewal", "suspend_at_will", "take_nar_credit",
-    "take_sos_credit",
+    "BALANCE_NUMBERS", "BalanceReport", "CardStatus", "Charge", "CreditDebt", "CreditResult", "DataUsage",
+    "FriendAnswer", "PackOrder", "PackState", "Paid", "TopUp",
+    "add_card", "add_subscriber", "answer_friend_request", "answer_oldest_friend_request", "answer_once",
+    "ask_friend_for_credit", "audit", "available_nar_credit", "balance_number_for", "balance_report",
+    "call_price", "card_check_for_fee", "card_status", "change_plan", "charge_call", "charge_sms",
+    "count_lines", "credit_debt", "credit_for_friend", "deactivate_packs", "grant_for_fee",
+    "grant_access", "grantees", "order_pack", "pack_status", "pending_requests", "plan_served_by",
+    "record_data_usage", "redeem_card", "report_for_fee", "require_served", "revoke_access", "revoke_all",
+    "revoke_all_for_fee", "revoke_for_fee", "run_due_bill_cycles", "set_balance_notifications", "set_language", "set_roaming",
+    "set_status", "shared_report", "stop_pack_renewal", "suspend_at_will", "take_nar_credit",
+    "take_sos_credit", "topup",
 ]

@@ -73,7 +73,6 @@ def record_data_usage(uow, msisdn: str, mb, key: str) -> DataUsage:
     line = lines.find(uow, msisdn, lock=True)
     op = ledger.open_operation(uow, key, "data", line)
     if op is None:
-        uow.rollback()
         return DataUsage(volume, ZERO, ZERO, ZERO, ledger.amount_of(uow, key), duplicate=True)
     kb = _kb(volume)
     drawn, throttled = _draw_from_packs(uow, line, kb)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from billing import services
-from billing.errors import BillingError
+from billing.errors import BillingError, WrongPlan
 from billing.msisdn import mask, normalize
 
 from .agi_shim import Hangup
@@ -101,16 +101,14 @@ def postpaid_figures(report, language: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Service:
-    number: str
-    plan: str
+    number: str  # the balance number; which plan it serves is billing's rule (services.plan_served_by)
     welcome: str
-    other_plan_prompt: str  # told to a caller whose line is on the other plan
     figures: Callable[[object, str], list[str]]
 
 
 SERVICES = {
-    "2112": Service("2112", "prepaid", "welcome-2112", "use-650", prepaid_figures),
-    "650": Service("650", "postpaid", "welcome-650", "use-2112", postpaid_figures),
+    "2112": Service("2112", "welcome-2112", prepaid_figures),
+    "650": Service("650", "welcome-650", postpaid_figures),
 }
 
 FLOW_PROMPTS = {
@@ -196,9 +194,12 @@ class CallController:
             self.outcome = UNKNOWN_CALLER
             return None
         self.channel.set_language(report.language)
-        if report.plan != self.service.plan:
-            log.info("call %s: %s line, told %s", self.label, report.plan, self.service.other_plan_prompt)
-            self.channel.play([self.service.other_plan_prompt])
+        try:
+            services.require_served(report, self.service.number)
+        except WrongPlan as wrong:
+            told = f"use-{services.balance_number_for(wrong.plan)}"  # the number that serves this line
+            log.info("call %s: %s line, told %s", self.label, wrong.plan, told)
+            self.channel.play([told])
             self.outcome = WRONG_PLAN
             return None
         greeting = [self.service.welcome]

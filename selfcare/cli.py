@@ -10,6 +10,7 @@ from datetime import date
 
 import click
 
+import texts
 from billing import services
 from billing.clock import FixedClock, parse_now
 from billing.core import Core
@@ -26,7 +27,11 @@ class Context:
     @property
     def core(self) -> Core:
         if self._core is None:
-            self._core = Core(self.db_url, clock=self.clock)
+            # Every data file is loaded and checked here, before any command runs: a bad tariff,
+            # offer or text stops the command (and `serve`) with the entry named.
+            core = Core(self.db_url, clock=self.clock)
+            texts.check_startup(core)
+            self._core = core
         return self._core
 
 
@@ -34,12 +39,12 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 class SelfcareGroup(click.Group):
-    """Turns domain errors into one clear line on stderr and exit status 2."""
+    """Turns domain errors and bad data files into one clear line on stderr and exit status 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except BillingError as exc:
+        except (BillingError, texts.InvalidTexts) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 

@@ -13,6 +13,7 @@ Accepted (docs/rules.md):
   650   <number>                 -> the figures of <number>, who granted me access
   1005  blank                    -> tariff plan and roaming status
   1003  <10-digit serial>        -> was this scratch card used, and when
+  700   YES / NO (az, en, ru)    -> the answer to a friend's Nar Credit request
   anything else                  -> a usage hint for that number, free
 """
 from __future__ import annotations
@@ -43,13 +44,17 @@ SHORT_NUMBERS = ("2112", "650", "1005", "1003", "700")
 class Command:
     kind: Kind
     short_number: str
-    argument: str | None = None  # the other subscriber's number, or the card serial
+    argument: str | None = None  # the other subscriber's number, the card serial, or "yes"/"no"
 
     @property
     def free(self) -> bool:
         """Commands that never cost anything, whoever sends them."""
         return self.kind in (Kind.USAGE, Kind.NOT_SERVED)
 
+
+# How subscribers answer yes or no by SMS, in az, en and ru (with and without their letters).
+YES_WORDS = {"1", "yes", "y", "ok", "bəli", "beli", "hə", "he", "ha", "да", "da"}
+NO_WORDS = {"2", "0", "no", "n", "yox", "нет", "net"}
 
 # A number as people type it: digits with optional spaces, dashes or brackets, optionally +994.
 _NUMBER = r"\+?\d[\d\s\-()]{6,18}\d"
@@ -103,5 +108,8 @@ def parse(to: str, text: str | None) -> Command:
     if number == "650":
         return _parse_650(body)
     if number == "700":
-        return Command(Kind.FRIEND_CREDIT_REPLY, number, body) if body else Command(Kind.USAGE, number)
+        word = body.lower()
+        if word in YES_WORDS or word in NO_WORDS:
+            return Command(Kind.FRIEND_CREDIT_REPLY, number, "yes" if word in YES_WORDS else "no")
+        return Command(Kind.USAGE, number)
     return Command(Kind.NOT_SERVED, number)

@@ -24,17 +24,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from decimal import Decimal
 from threading import Lock
 
-from billing.money import fmt_azn
-from ussd.texts import render_notification
-from ussd.texts import templates as pack_and_credit_templates
+import texts
 from billing.msisdn import mask
 from billing.outbox import Outgoing, dispatch_pending
-
-from .encoding import is_gsm7
-from .replies import Catalogue, fmt_signed, load_catalogue
+from texts import notifications
+from texts.encoding import is_gsm7
 
 log = logging.getLogger("sms.dispatch")
 
@@ -45,26 +41,6 @@ class TransportError(Exception):
 
 class ConfigError(Exception):
     """A transport is chosen but a setting it needs is missing; the message names the variable."""
-
-
-# -- rendering the outbox templates ------------------------------------------------------------
-
-def _amount(params: dict, name: str) -> Decimal:
-    return Decimal(str(params[name]))
-
-
-def render_outgoing(catalogue: Catalogue, message: Outgoing) -> str:
-    p = message.params
-    if message.template == "balance-changed":
-        key = "balance_changed_current" if p.get("account") == "current" else "balance_changed_balance"
-        return catalogue.render(key, message.language, change=fmt_signed(_amount(p, "change")),
-                                value=fmt_azn(_amount(p, "value")))
-    if message.template == "bill-issued":
-        return catalogue.render("bill_issued", message.language, usage=fmt_azn(_amount(p, "usage")),
-                                billed=fmt_azn(_amount(p, "billed")), advance=fmt_azn(_amount(p, "advance")))
-    if message.template in pack_and_credit_templates():
-        return render_notification(message.template, message.language, p)
-    raise ValueError(f"no SMS text for outbox template {message.template!r}")
 
 
 FLASH_TEMPLATES = ("balance-changed",)
@@ -214,12 +190,15 @@ def transport_from_env(env=None):
 # -- the worker job ----------------------------------------------------------------------------
 
 class Dispatcher:
-    def __init__(self, transport, catalogue: Catalogue | None = None):
+    def __init__(self, transport):
         self.transport = transport
-        self.catalogue = catalogue or load_catalogue()
+        self.catalogue = texts.current()
+
+    def render(self, core, message: Outgoing) -> str:
+        return notifications.render(self.catalogue, message, core.tariffs, core.offers)
 
     def run(self, core, limit: int = 100) -> int:
-        return dispatch_pending(core, self.transport, lambda m: render_outgoing(self.catalogue, m), limit=limit)
+        return dispatch_pending(core, self.transport, lambda m: self.render(core, m), limit=limit)
 
 
 _dispatchers: dict[int, Dispatcher] = {}

@@ -1,7 +1,7 @@
 """parse -> billing -> render: the one code path behind Twilio, Kannel and `selfcare sms`.
 
 Idempotent on the request's key (Twilio MessageSid, Kannel message id, a fresh uuid on the CLI):
-a retry gets the reply remembered the first time and is charged nothing.
+a retry gets the answer kept the first time, flash flag included, and is charged nothing.
 """
 from __future__ import annotations
 
@@ -9,42 +9,30 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import texts
 from billing import services
-from billing.credit import CreditRefused
-from billing.errors import AccessDenied, InsufficientBalance, InvalidMsisdn, UnknownCard, UnknownSubscriber
-from billing.friend_credit import FriendRequestExpired, NoFriendRequest
-from billing.money import fmt_azn
+from billing.errors import (AccessDenied, CreditRefused, FriendRequestExpired, InsufficientBalance, InvalidMsisdn,
+                            NoFriendRequest, UnknownSubscriber, WrongPlan)
 from billing.msisdn import mask, normalize
+from texts.encoding import is_gsm7
 
 from .commands import Command, Kind, parse
-from .encoding import is_gsm7
-from .replies import (
-    DEFAULT_LANGUAGE,
-    Catalogue,
-    check_tariff_titles,
-    fmt_date,
-    fmt_fee,
-    fmt_number,
-    fmt_when,
-    load_catalogue,
-)
 
 log = logging.getLogger("sms.service")
 
+FEE_HINTS = ("2112", "1005", "1003")  # usage hints that quote the number's fee
 # Replies that carry balance figures go as flash SMS where the gateway can (seed 000: balance
 # messages are not auto-saved on the handset).
-FEE_HINTS = ("2112", "1005", "1003")  # usage hints that quote the number's fee
-FLASH_KINDS = (Kind.PREPAID_BALANCE, Kind.POSTPAID_BALANCE, Kind.SHARED_BALANCE)
-BALANCE_TEMPLATES = ("prepaid_balance", "postpaid_balance", "shared_postpaid", "shared_prepaid")
+BALANCE_TEMPLATES = ("prepaid-balance", "postpaid-balance", "shared-postpaid", "shared-prepaid")
+BALANCE_TEMPLATE_OF_PLAN = {"prepaid": "prepaid-balance", "postpaid": "postpaid-balance"}
 
 
 @dataclass(frozen=True)
 class Reply:
     text: str
     command: Command
-    language: str = DEFAULT_LANGUAGE
     flash: bool = False
-    charged: Decimal = Decimal(0)
+    charged: Decimal = Decimal(0)  # taken by this request (nothing for a retry)
     duplicate: bool = False  # answered from memory: a retry of a request already handled
 
     @property
@@ -60,45 +48,39 @@ class Outcome:
 
 
 class SmsService:
-    def __init__(self, core, catalogue: Catalogue | None = None):
+    def __init__(self, core):
         self.core = core
-        self.catalogue = catalogue or load_catalogue()
-        check_tariff_titles(core.tariffs)
+        self.texts = texts.current()["sms"]
 
     def handle(self, sender: str, to: str, text: str | None, key: str) -> Reply:
         command = parse(to, text)
-        # A read that takes no write lock: the figures here only pick the language and the plan;
-        # the charge locks and reads the line afresh.
-        with self.core.reader() as uow:
-            remembered = services.recall_reply(uow, key)
-            if remembered is not None:
-                log.info("sms %s from %s: retry of %s, answered from memory", command.kind.value, mask(sender), key)
-                return Reply(remembered, command, flash=command.kind in FLASH_KINDS, duplicate=True)
+
+        def compute(uow) -> dict:
             try:
                 report = services.balance_report(uow, sender)
             except (UnknownSubscriber, InvalidMsisdn):
-                report = None
-        with self.core.uow() as uow:
-            if report is None:
                 log.info("sms to %s from unknown sender %s: not charged", command.short_number, mask(sender))
-                outcome, language = Outcome("unknown_sender"), DEFAULT_LANGUAGE
+                outcome, language = Outcome("unknown-sender"), texts.DEFAULT_LANGUAGE
             else:
-                language = report.language
-                outcome = self._answer(uow, command, report, key)
-            reply_text = self._render(outcome, language)
-            services.remember_reply(uow, key, reply_text)
-        flash = outcome.template in BALANCE_TEMPLATES
-        return Reply(reply_text, command, language, flash, outcome.charged)
+                outcome, language = self._answer(uow, command, report, key), report.language
+            return {"text": self.texts.render(outcome.template, language, **outcome.values),
+                    "flash": outcome.template in BALANCE_TEMPLATES, "charged": str(outcome.charged)}
+
+        answer, duplicate = services.answer_once(self.core, key, compute)
+        if duplicate:
+            log.info("sms %s from %s: retry of %s, answered from memory", command.kind.value, mask(sender), key)
+        charged = Decimal(0) if duplicate else Decimal(answer.get("charged", "0"))
+        return Reply(answer["text"], command, bool(answer.get("flash")), charged, duplicate)
 
     def unavailable(self, command: Command) -> Reply:
-        return Reply(self.catalogue.render("unavailable", DEFAULT_LANGUAGE), command)
+        return Reply(self.texts.render("unavailable", texts.DEFAULT_LANGUAGE), command)
 
     # -- one handler per command -------------------------------------------------------------
 
     def _answer(self, uow, command: Command, report, key: str) -> Outcome:
         handler = {
-            Kind.PREPAID_BALANCE: self._prepaid_balance,
-            Kind.POSTPAID_BALANCE: self._postpaid_balance,
+            Kind.PREPAID_BALANCE: self._own_balance,
+            Kind.POSTPAID_BALANCE: self._own_balance,
             Kind.GRANT: self._change_one_grant,
             Kind.REVOKE: self._change_one_grant,
             Kind.REVOKE_ALL: self._revoke_all,
@@ -110,44 +92,27 @@ class SmsService:
             Kind.NOT_SERVED: self._not_served,
         }[command.kind]
         try:
-            return handler(uow, command, report, key)
+            with uow.atomic():  # a refusal undoes what the handler began; the refusal is still kept
+                return handler(uow, command, report, key)
         except InsufficientBalance:
             fee = self._fee(command.short_number)
             log.info("sms %s from %s refused: balance below the %s AZN fee, not charged",
                      command.kind.value, mask(report.msisdn), fee)
-            return Outcome("insufficient_balance", {"fee": fmt_fee(fee)})
+            return Outcome("insufficient-balance", {"fee": fee})
 
-    def _take_fee(self, uow, command: Command, report, key: str):
-        charge = services.charge_sms(uow, report.msisdn, command.short_number, key)
-        if charge.duplicate:
-            log.info("sms %s from %s: fee already taken for %s", command.kind.value, mask(report.msisdn), key)
-        return charge
-
-    def _charge(self, uow, command: Command, report, key: str) -> Decimal:
-        """The fee taken now (nothing for a retry whose fee was taken before)."""
-        charge = self._take_fee(uow, command, report, key)
-        return Decimal(0) if charge.duplicate else charge.fee
-
-    def _charge_reporting(self, uow, command: Command, report, key: str):
-        """(fee taken now, the line's figures after it)."""
-        charge = self._take_fee(uow, command, report, key)
-        if charge.duplicate:  # the figures come with a fresh charge only
-            return Decimal(0), services.balance_report(uow, report.msisdn)
-        return charge.fee, charge.report
-
-    def _prepaid_balance(self, uow, command, report, key) -> Outcome:
-        if report.plan != "prepaid":
-            log.info("2112 from postpaid %s: told to use 650, not charged", mask(report.msisdn))
-            return Outcome("use_650")
-        charged, fresh = self._charge_reporting(uow, command, report, key)
-        return Outcome("prepaid_balance", self._prepaid_figures(fresh, report.language), charged)
-
-    def _postpaid_balance(self, uow, command, report, key) -> Outcome:
-        if report.plan != "postpaid":
-            log.info("650 from prepaid %s: told to use 2112, not charged", mask(report.msisdn))
-            return Outcome("use_2112")
-        charged, fresh = self._charge_reporting(uow, command, report, key)
-        return Outcome("postpaid_balance", self._postpaid_figures(fresh), charged)
+    def _own_balance(self, uow, command, report, key) -> Outcome:
+        """A blank SMS to 2112 or 650: the line's figures, if the number serves its plan."""
+        try:
+            services.require_served(report, command.short_number)
+        except WrongPlan as wrong:
+            right = services.balance_number_for(wrong.plan)
+            log.info("%s from %s line %s: told to use %s, not charged", command.short_number, wrong.plan,
+                     mask(report.msisdn), right)
+            return Outcome(f"use-{right}")
+        paid = services.report_for_fee(uow, report.msisdn, command.short_number, key)
+        template = BALANCE_TEMPLATE_OF_PLAN[report.plan]
+        figures = self._prepaid_figures(paid.report) if report.plan == "prepaid" else self._postpaid_figures(paid.report)
+        return Outcome(template, figures, paid.fee)
 
     def _other_number(self, command: Command) -> str | None:
         try:
@@ -157,23 +122,23 @@ class SmsService:
 
     def _grant_refusal(self, command, report) -> Outcome | None:
         """What makes a grant/revoke impossible, answered free before anything is charged."""
-        if report.plan != "postpaid":
+        if report.plan != services.plan_served_by("650"):
             log.info("650 %s from prepaid %s: refused, not charged", command.kind.value, mask(report.msisdn))
-            return Outcome("grant_needs_postpaid")
+            return Outcome("grant-needs-postpaid")
         if command.kind is Kind.REVOKE_ALL:
             return None
         other = self._other_number(command)
         if other is None:
             log.info("650 %s from %s: invalid number, not charged", command.kind.value, mask(report.msisdn))
-            return Outcome("invalid_number")
+            return Outcome("invalid-number")
         if other == report.msisdn:
-            return Outcome("grant_self")
+            return Outcome("grant-self")
         return None
 
     # what `+<number>` and `-<number>` do: (billing service, answer when it changed something, when not)
     _ONE_GRANT = {
-        Kind.GRANT: (services.grant_access, "grant_made", "grant_exists"),
-        Kind.REVOKE: (services.revoke_access, "revoke_done", "revoke_none"),
+        Kind.GRANT: (services.grant_for_fee, "grant-made", "grant-exists"),
+        Kind.REVOKE: (services.revoke_for_fee, "revoke-done", "revoke-none"),
     }
 
     def _change_one_grant(self, uow, command, report, key) -> Outcome:
@@ -181,83 +146,79 @@ class SmsService:
         if refusal:
             return refusal
         other = self._other_number(command)
-        charged = self._charge(uow, command, report, key)
         change, done, unchanged = self._ONE_GRANT[command.kind]
-        changed = change(uow, report.msisdn, other)
-        return Outcome(done if changed else unchanged, {"number": fmt_number(other)}, charged)
+        paid = change(uow, report.msisdn, other, command.short_number, key)
+        log.info("650 %s by %s for %s: %s", command.kind.value, mask(report.msisdn), mask(other),
+                 "done" if paid.result else "nothing to change")
+        return Outcome(done if paid.result else unchanged, {"number": other}, paid.fee)
 
     def _revoke_all(self, uow, command, report, key) -> Outcome:
         refusal = self._grant_refusal(command, report)
         if refusal:
             return refusal
-        charged = self._charge(uow, command, report, key)
-        removed = services.revoke_all(uow, report.msisdn)
-        if not removed:
-            return Outcome("revoke_all_none", charged=charged)
-        return Outcome("revoke_all_done", {"count": str(removed)}, charged)
+        paid = services.revoke_all_for_fee(uow, report.msisdn, command.short_number, key)
+        if not paid.result:
+            return Outcome("revoke-all-none", charged=paid.fee)
+        return Outcome("revoke-all-done", {"count": paid.result}, paid.fee)
 
     def _shared_balance(self, uow, command, report, key) -> Outcome:
-        other = self._other_number(command)
-        if other == report.msisdn:
-            return self._postpaid_balance(uow, command, report, key) if report.plan == "postpaid" \
-                else Outcome("use_2112")
+        if self._other_number(command) == report.msisdn:
+            return self._own_balance(uow, command, report, key)
         try:
             owner = services.shared_report(uow, report.msisdn, command.argument)
         except AccessDenied:
-            uow.rollback()
             log.info("650 shared balance for %s refused, not charged", mask(report.msisdn))
-            return Outcome("shared_refused")
-        uow.rollback()
-        charged = self._charge(uow, command, report, key)
-        values = {"number": fmt_number(owner.msisdn)}
+            return Outcome("shared-refused")
+        charge = services.charge_sms(uow, report.msisdn, command.short_number, key)
+        charged = Decimal(0) if charge.duplicate else charge.fee
+        values = {"number": owner.msisdn}
         if owner.plan == "postpaid":
-            return Outcome("shared_postpaid", {**values, **self._postpaid_figures(owner)}, charged)
-        figures = self._prepaid_figures(owner, report.language)
-        return Outcome("shared_prepaid", {**values, "balance": figures["balance"], "expires": figures["expires"]}, charged)
+            return Outcome("shared-postpaid", {**values, **self._postpaid_figures(owner)}, charged)
+        figures = self._prepaid_figures(owner)
+        return Outcome("shared-prepaid", {**values, "balance": figures["balance"], "expires": figures["expires"]},
+                       charged)
 
     def _line_info(self, uow, command, report, key) -> Outcome:
-        charged, fresh = self._charge_reporting(uow, command, report, key)
-        roaming = self.catalogue.template("roaming_on" if fresh.roaming else "roaming_off", report.language)
-        title = fresh.tariff.title.get(report.language) or fresh.tariff.name
-        return Outcome("line_info", {"tariff": title, "roaming": roaming}, charged)
+        paid = services.report_for_fee(uow, report.msisdn, command.short_number, key)
+        title = paid.report.tariff.title.get(report.language) or paid.report.tariff.name
+        roaming = "roaming-on" if paid.report.roaming else "roaming-off"
+        return Outcome("line-info", {"tariff": title, "roaming": roaming}, paid.fee)
 
     def _card_check(self, uow, command, report, key) -> Outcome:
-        charged = self._charge(uow, command, report, key)
-        try:
-            card = services.card_status(uow, command.argument)
-        except UnknownCard:
-            return Outcome("card_unknown", {"serial": command.argument}, charged)
+        paid = services.card_check_for_fee(uow, report.msisdn, command.argument, command.short_number, key)
+        card = paid.result
+        if card is None:
+            return Outcome("card-unknown", {"serial": command.argument}, paid.fee)
         if not card.used:
-            return Outcome("card_unused", {"serial": card.serial}, charged)
-        return Outcome("card_used", {"serial": card.serial, "when": fmt_when(card.used_at, report.language)}, charged)
+            return Outcome("card-unused", {"serial": card.serial}, paid.fee)
+        return Outcome("card-used", {"serial": card.serial, "when": card.used_at}, paid.fee)
 
     def _friend_credit_reply(self, uow, command, report, key) -> Outcome:
         """The friend's YES/NO to a credit request (seed 003: confirmed within 30 minutes). Free: the
         credit itself carries the service's fees."""
         try:
-            answer = services.answer_friend_request_by_sms(uow, report.msisdn, command.argument, key)
+            with uow.atomic():
+                answer = services.answer_oldest_friend_request(uow, report.msisdn, command.argument == "yes", key)
         except CreditRefused as refused:
-            if refused.reason == "unclear-reply":
-                return Outcome("usage_700")
             log.info("700 from %s: credit refused (%s)", mask(report.msisdn), refused.reason)
-            return Outcome("friend_credit_refused")
+            return Outcome("friend-credit-refused")
         except NoFriendRequest:
-            return Outcome("friend_credit_none")
+            return Outcome("friend-credit-none")
         except FriendRequestExpired:
-            return Outcome("friend_credit_expired")
-        asker = {"number": fmt_number(answer.requester)}
+            return Outcome("friend-credit-expired")
+        asker = {"number": answer.requester}
         if answer.credit is None:
-            return Outcome("friend_credit_declined", asker)
-        return Outcome("friend_credit_sent", {**asker, "balance": fmt_azn(answer.credit.amount)})
+            return Outcome("friend-credit-declined", asker)
+        return Outcome("friend-credit-sent", {**asker, "balance": answer.credit.amount})
 
     def _usage(self, uow, command, report, key) -> Outcome:
         log.info("sms to %s from %s not understood: usage hint, not charged", command.short_number, mask(report.msisdn))
-        values = {"fee": fmt_fee(self._fee(command.short_number))} if command.short_number in FEE_HINTS else {}
-        return Outcome(f"usage_{command.short_number}", values)
+        values = {"fee": self._fee(command.short_number)} if command.short_number in FEE_HINTS else {}
+        return Outcome(f"usage-{command.short_number}", values)
 
     def _not_served(self, uow, command, report, key) -> Outcome:
         log.info("sms to unserved number %s from %s: not charged", command.short_number, mask(report.msisdn))
-        return Outcome("not_served")
+        return Outcome("not-served")
 
     # -- figures --------------------------------------------------------------------------------
 
@@ -265,26 +226,19 @@ class SmsService:
         return self.core.tariffs.info_sms_fee(short_number)
 
     @staticmethod
-    def _prepaid_figures(report, language: str) -> dict:
-        return {
-            "balance": fmt_azn(report.balance),
-            "expires": fmt_date(report.balance_expires, language),
-            "ends": fmt_date(report.subscription_ends, language),
-        }
+    def _prepaid_figures(report) -> dict:
+        return {"balance": report.balance, "expires": report.balance_expires, "ends": report.subscription_ends}
 
     @staticmethod
     def _postpaid_figures(report) -> dict:
-        return {"billed": fmt_azn(report.billed), "current": fmt_azn(report.current), "advance": fmt_azn(report.advance)}
-
-    def _render(self, outcome: Outcome, language: str) -> str:
-        return self.catalogue.render(outcome.template, language, **outcome.values)
+        return {"billed": report.billed, "current": report.current, "advance": report.advance}
 
 
 _services: dict[int, SmsService] = {}
 
 
-def service_for(core) -> SmsService:
-    """One checked catalogue per core (loading it checks every template)."""
+def sms_service(core) -> SmsService:
+    """The SMS service of a core (one per process and core)."""
     service = _services.get(id(core))
     if service is None or service.core is not core:
         service = _services[id(core)] = SmsService(core)
@@ -292,4 +246,4 @@ def service_for(core) -> SmsService:
 
 
 def handle_sms(core, sender: str, to: str, text: str | None, key: str) -> Reply:
-    return service_for(core).handle(sender, to, text, key)
+    return sms_service(core).handle(sender, to, text, key)

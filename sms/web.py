@@ -17,7 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from billing.msisdn import mask
 
 from .commands import SHORT_NUMBERS, parse, short_number_of
-from .service import Reply, handle_sms, service_for
+from .service import Reply, handle_sms, sms_service
 
 log = logging.getLogger("sms.web")
 
@@ -133,10 +133,10 @@ def _handle(core, sender: str, to: str, text: str, key: str) -> Reply:
     except Exception:
         # Nothing remembered, so the gateway's retry (same key) is handled afresh and charged once.
         log.exception("sms from %s to %s failed (%s)", mask(sender), to, key)
-        return service_for(core).unavailable(parse(to, text))
+        return sms_service(core).unavailable(parse(to, text))
 
 
 def register(app, core, settings) -> None:
-    service_for(core)  # load and check the reply catalogue now: a bad one stops start-up
+    sms_service(core)
     app.add_url_rule("/sms/twilio", "sms_twilio", lambda: twilio_webhook(core, settings), methods=["POST"])
     app.add_url_rule("/sms/kannel", "sms_kannel", lambda: kannel_sms_service(core, settings), methods=["GET", "POST"])

@@ -1,36 +1,26 @@
 """One USSD request -> one answer: the code path shared by `POST /ussd` and `selfcare ussd`.
 
-Parse the code (or walk the session menu), call one billing service, render the reply in the
-subscriber's language. Requests that change something are idempotent on their key (gateway
-sessionId + step): a retry gets the stored answer and changes nothing twice.
+Parse the code (or walk the session menu), call one billing service, word the answer from the
+`ussd` section of the text catalogue. Questions run on a reader (they never wait for the write
+lock); requests that change something are answered once per key (gateway sessionId + step): a retry
+gets the kept answer and changes nothing twice. An answer longer than one screen is paged.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
+import texts
 from billing import lines, services
-from billing.credit import CreditRefused
-from billing.errors import (
-    BillingError,
-    InsufficientBalance,
-    InvalidMsisdn,
-    LineNotActive,
-    UnknownSubscriber,
-)
-from billing.friend_credit import FriendRequestExpired, NoFriendRequest
-from billing.money import fmt_azn
+from billing.errors import (BillingError, CreditRefused, FriendRequestExpired, InsufficientBalance, InvalidMsisdn,
+                            LineNotActive, NoFriendRequest, NoPacks, UnknownPack, UnknownSubscriber, WrongPlan)
 from billing.msisdn import mask, normalize
-from billing.offers import offers
-from billing.packs import NoPacks, UnknownPack
 
-from . import texts
 from .codes import Request, parse
 from .menus import MenuContext, walk
+from .paging import page
 
 log = logging.getLogger("ussd.service")
-
-MAX_CHARS = 182
 
 
 @dataclass(frozen=True)
@@ -41,90 +31,89 @@ class Reply:
     @property
     def wire(self) -> str:
         """The gateway's form: `CON …` continues the session, `END …` closes it."""
-        return ("END " if self.final else "CON ") + fit(self.text)
+        return ("END " if self.final else "CON ") + self.text
 
 
-def fit(text: str) -> str:
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+def _texts() -> texts.Section:
+    return texts.current()["ussd"]
 
 
 def answer(core, phone: str, service_code: str, text: str, key: str) -> Reply:
     """`service_code` is what was dialled, `text` the menu inputs so far joined by `*`."""
     try:
         msisdn = normalize(phone)
-        with core.uow() as uow:
+        with core.reader() as uow:
             lang = lines.find(uow, msisdn).language
     except (InvalidMsisdn, UnknownSubscriber):
-        return Reply(texts.reply("unknown-subscriber", "az"))
+        return Reply(_texts().render("unknown-subscriber", texts.DEFAULT_LANGUAGE))
     request = parse(service_code)
     inputs = text.split("*") if text else []
     log.info("ussd %s from %s, %d inputs", request.action, mask(msisdn), len(inputs))
-    if not request.is_menu:
-        if inputs:
-            return Reply(texts.reply("help", lang))
-        return Reply(act(core, msisdn, lang, request, f"{key}:0"))
-    ctx = _menu_context(core, msisdn, lang, request)
-    if ctx is None:
-        return Reply(texts.reply("friend-none", lang))
-    outcome = walk(request.action, inputs, ctx)
-    if outcome.kind == "menu":
-        return Reply(outcome.text, final=False)
-    if outcome.kind == "exhausted":
-        return Reply(outcome.text)
-    return Reply(act(core, msisdn, lang, outcome.action, f"{key}:{len(inputs)}"))
+    consumed = 0
+    if request.is_menu:
+        ctx = _menu_context(core, msisdn, lang, request)
+        if ctx is None:
+            return Reply(_texts().render("friend-none", lang))
+        outcome = walk(request.action, inputs, ctx)
+        if outcome.kind == "menu":
+            return Reply(outcome.text, final=False)
+        if outcome.kind == "exhausted":
+            return Reply(outcome.text)
+        request, consumed = outcome.action, outcome.consumed
+    screen = page(act(core, msisdn, lang, request, f"{key}:{consumed}"), inputs[consumed:], lang)
+    if screen is None:  # inputs after an answer that were not "more"
+        return Reply(_texts().render("help", lang))
+    return Reply(screen.text, final=screen.last)
 
 
 def _menu_context(core, msisdn: str, lang: str, request: Request) -> MenuContext | None:
-    rules = offers().packs
+    rules = core.offers.packs
     if request.action != "friend-requests":
         return MenuContext(lang, rules.catalogue, rules.validity_days)
-    with core.uow() as uow:
+    with core.reader() as uow:
         waiting = services.pending_requests(uow, msisdn)
         if not waiting:
             return None
         try:
             amount = services.available_nar_credit(uow, msisdn)
         except CreditRefused:
-            amount = offers().credit.ussd_max
+            amount = core.offers.credit.ussd_max
     first = waiting[0]
-    return MenuContext(lang, friend_request=(first.id, first.requester, fmt_azn(amount)))
+    return MenuContext(lang, friend_request=(first.id, first.requester, amount))
 
 
 # -- actions -----------------------------------------------------------------------------------
 
 def act(core, msisdn: str, lang: str, request: Request, key: str) -> str:
-    handler = READS.get(request.action)
-    if handler is not None:
-        return _safely(lambda: _in_uow(core, lambda uow: handler(uow, msisdn, lang, request.arg)), lang)
-    handler = CHANGES[request.action]
-    with core.uow() as uow:
-        earlier = services.recall_reply(uow, key)
-    if earlier is not None:
-        return earlier
-    reply = _safely(lambda: _in_uow(core, lambda uow: handler(uow, msisdn, lang, request.arg, key)), lang)
-    with core.uow() as uow:
-        services.remember_reply(uow, key, reply)
-    return reply
+    try:
+        read = READS.get(request.action)
+        if read is not None:
+            with core.reader() as uow:
+                return _refusal_or(lambda: read(uow, msisdn, lang, request.arg), lang, core.offers.credit)
+        change = CHANGES[request.action]
+
+        def compute(uow) -> dict:
+            def attempt():
+                with uow.atomic():  # a refusal undoes the attempt; the refusal itself is kept
+                    return change(uow, msisdn, lang, request.arg, key)
+            return {"text": _refusal_or(attempt, lang, core.offers.credit)}
+
+        return services.answer_once(core, key, compute)[0]["text"]
+    except Exception:  # not kept: the gateway's retry is handled afresh
+        log.exception("ussd %s from %s failed", request.action, mask(msisdn))
+        return _texts().render("service-error", lang)
 
 
-def _in_uow(core, fn):
-    with core.uow() as uow:
-        return fn(uow)
-
-
-def _safely(fn, lang: str) -> str:
+def _refusal_or(fn, lang: str, credit_rules) -> str:
     try:
         return fn()
     except CreditRefused as exc:
-        return refusal(exc, lang)
+        return refusal(exc, lang, credit_rules)
     except BillingError as exc:
-        key = ERROR_TEXTS.get(type(exc), "service-error")
-        if key == "service-error":
-            log.warning("ussd request failed: %s", exc)
-        return texts.reply(key, lang)
-    except Exception:
-        log.exception("ussd request failed")
-        return texts.reply("service-error", lang)
+        key = ERROR_TEXTS.get(type(exc))
+        if key is None:
+            raise
+        return _texts().render(key, lang)
 
 
 ERROR_TEXTS = {
@@ -138,62 +127,63 @@ ERROR_TEXTS = {
 }
 
 
-def refusal(exc: CreditRefused, lang: str) -> str:
-    rules = offers().credit
-    params = {
-        "too-new": {"days": rules.min_days_in_network},
-        "first-week": {"days": rules.first_week_days, "amount": fmt_azn(rules.first_week_min_topup)},
-        "sos-limit": {"amount": fmt_azn(rules.sos_max_outstanding)},
-    }.get(exc.reason, {})
+def refusal(exc: CreditRefused, lang: str, rules) -> str:
+    """The words for a refused credit; `rules` are the offers' credit rules it quotes."""
     key = f"refused-{exc.reason}"
-    if key not in texts.replies():
-        return texts.reply("help", lang)
-    return texts.reply(key, lang, **params)
+    if key not in _texts():
+        return _texts().render("help", lang)
+    params = {
+        "too-new": lambda r: {"days": r.min_days_in_network},
+        "first-week": lambda r: {"days": r.first_week_days, "amount": r.first_week_min_topup},
+        "sos-limit": lambda r: {"amount": r.sos_max_outstanding},
+    }.get(exc.reason, lambda r: {})(rules)
+    return _texts().render(key, lang, **params)
 
 
 def _dates(uow, msisdn, lang, _arg) -> str:
-    r = services.balance_report(uow, msisdn)
-    if r.plan != "prepaid":
-        return texts.reply("dates-for-prepaid", lang)
-    return texts.reply("dates", lang, balance=fmt_azn(r.balance), expires=texts.show_date(r.balance_expires),
-                       ends=texts.show_date(r.subscription_ends))
+    try:
+        r = services.require_served(services.balance_report(uow, msisdn), "2112")
+    except WrongPlan:
+        return _texts().render("dates-for-prepaid", lang)
+    return _texts().render("dates", lang, balance=r.balance, expires=r.balance_expires, ends=r.subscription_ends)
 
 
 def _postpaid_balance(uow, msisdn, lang, _arg) -> str:
-    r = services.balance_report(uow, msisdn)
-    if r.plan != "postpaid":
-        return texts.reply("postpaid-only", lang)
-    return texts.reply("postpaid-balance", lang, billed=fmt_azn(r.billed), current=fmt_azn(r.current),
-                       advance=fmt_azn(r.advance), bill_day=r.bill_day)
+    try:
+        r = services.require_served(services.balance_report(uow, msisdn), "650")
+    except WrongPlan:
+        return _texts().render("postpaid-only", lang)
+    return _texts().render("postpaid-balance", lang, billed=r.billed, current=r.current, advance=r.advance,
+                           bill_day=r.bill_day)
 
 
 def _pack_line(state, lang: str) -> str:
-    title, expires = state.pack.title[lang], texts.show_date(state.expires)
+    title = state.pack.title[lang]
     if state.throttled:
-        return texts.reply("pack-state-throttled", lang, title=title, speed=state.speed_kbps, expires=expires)
+        return _texts().render("pack-state-throttled", lang, title=title, speed=state.speed_kbps, expires=state.expires)
     renew = ("pack-state-awaiting" if state.status == "awaiting-renewal" else
-             "pack-state-renews" if state.auto_renew else None)
-    return texts.reply("pack-state", lang, title=title, remaining=f"{state.remaining_mb:.0f}", expires=expires,
-                       renew=texts.reply(renew, lang) if renew else "")
+             "pack-state-renews" if state.auto_renew else "")
+    return _texts().render("pack-state", lang, title=title, remaining=f"{state.remaining_mb:.0f}",
+                           expires=state.expires, renew=renew)
 
 
 def _pack_status(uow, msisdn, lang, _arg) -> str:
     states = services.pack_status(uow, msisdn)
     if not states:
-        return texts.reply("no-packs", lang)
-    return fit("\n".join(_pack_line(s, lang) for s in states))
+        return _texts().render("no-packs", lang)
+    return "\n".join(_pack_line(s, lang) for s in states)  # one line a pack: paged, never cut
 
 
 def _debt(kind: str):
     def read(uow, msisdn, lang, _arg) -> str:
         debt = services.credit_debt(uow, msisdn)
-        return texts.reply(f"{kind}-debt", lang, debt=fmt_azn(getattr(debt, kind)))
+        return _texts().render(f"{kind}-debt", lang, debt=getattr(debt, kind))
     return read
 
 
 READS = {
-    "help": lambda uow, msisdn, lang, arg: texts.reply("help", lang),
-    "cancel": lambda uow, msisdn, lang, arg: texts.reply("cancelled", lang),
+    "help": lambda uow, msisdn, lang, arg: _texts().render("help", lang),
+    "cancel": lambda uow, msisdn, lang, arg: _texts().render("cancelled", lang),
     "dates": _dates,
     "postpaid-balance": _postpaid_balance,
     "pack-status": _pack_status,
@@ -205,24 +195,24 @@ READS = {
 def _order(uow, msisdn, lang, arg, key) -> str:
     order = services.order_pack(uow, msisdn, int(arg), key)
     if order.duplicate:
-        return texts.reply("already-done", lang)
-    return texts.reply("pack-ordered", lang, title=order.pack.title[lang], price=fmt_azn(order.pack.price),
-                       expires=texts.show_date(order.expires))
+        return _texts().render("already-done", lang)
+    return _texts().render("pack-ordered", lang, title=order.pack.title[lang], price=order.pack.price,
+                           expires=order.expires)
 
 
 def _deactivate(uow, msisdn, lang, _arg, key) -> str:
-    return texts.reply("packs-deactivated", lang, count=services.deactivate_packs(uow, msisdn, key))
+    return _texts().render("packs-deactivated", lang, count=services.deactivate_packs(uow, msisdn, key))
 
 
 def _stop_renewal(uow, msisdn, lang, _arg, key) -> str:
-    return texts.reply("renewal-stopped", lang, count=services.stop_pack_renewal(uow, msisdn, key))
+    return _texts().render("renewal-stopped", lang, count=services.stop_pack_renewal(uow, msisdn, key))
 
 
 def _granted(result, lang: str, template: str, **extra) -> str:
     if result.duplicate:
-        return texts.reply("already-done", lang)
-    return texts.reply(template, lang, amount=fmt_azn(result.amount), fee=fmt_azn(result.fee),
-                       request_fee=fmt_azn(result.request_fee), debt=fmt_azn(result.debt), **extra)
+        return _texts().render("already-done", lang)
+    return _texts().render(template, lang, amount=result.amount, fee=result.fee, request_fee=result.request_fee,
+                           debt=result.debt, **extra)
 
 
 def _nar(uow, msisdn, lang, arg, key) -> str:
@@ -241,7 +231,7 @@ def _for_friend(uow, msisdn, lang, arg, key) -> str:
 
 def _ask_friend(uow, msisdn, lang, arg, key) -> str:
     request = services.ask_friend_for_credit(uow, msisdn, normalize(arg), key)
-    return texts.reply("friend-asked", lang, friend=request.friend, minutes=offers().credit.friend_confirm_minutes)
+    return _texts().render("friend-asked", lang, friend=request.friend, minutes=uow.offers.credit.friend_confirm_minutes)
 
 
 def _friend_answer(accept: bool):
@@ -250,9 +240,9 @@ def _friend_answer(accept: bool):
             waiting = {r.id: r.requester for r in services.pending_requests(uow, msisdn)}
             result = services.answer_friend_request(uow, msisdn, accept, key, request_id=int(arg))
         except FriendRequestExpired:
-            return texts.reply("friend-expired", lang, minutes=offers().credit.friend_confirm_minutes)
+            return _texts().render("friend-expired", lang, minutes=uow.offers.credit.friend_confirm_minutes)
         if not accept:
-            return texts.reply("friend-declined", lang)
+            return _texts().render("friend-declined", lang)
         return _granted(result, lang, "friend-confirmed", requester=waiting.get(int(arg), ""))
     return answer_request
 

@@ -10,6 +10,7 @@ import re
 
 from flask import Flask, Response, request
 
+from .menus import check_screens
 from .service import answer
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
@@ -21,6 +22,7 @@ def _plain(body: str, status: int = 200) -> Response:
 
 
 def register(app: Flask, core, settings) -> None:
+    check_screens(core.offers)  # menu screens are not paged: a pack list too long stops start-up
     @app.post("/ussd")
     def ussd():
         form = request.form

@@ -487,10 +487,10 @@ def a_friend_may_confirm_or_decline_by_sms_reply(core, clock):
     credit_ready_line(core, clock, FRIEND)
     open_prepaid(core, PRE)
     call(core, services.ask_friend_for_credit, PRE, FRIEND, key())
-    assert call(core, services.answer_friend_request_by_sms, FRIEND, "no", key()).credit is None
+    assert call(core, services.answer_oldest_friend_request, FRIEND, False, key()).credit is None
     assert "friend-credit-declined" in template_names(core, PRE)
     call(core, services.ask_friend_for_credit, PRE, FRIEND, key())
-    assert call(core, services.answer_friend_request_by_sms, FRIEND, "Bəli", key()).credit.amount == D("3.00")
+    assert call(core, services.answer_oldest_friend_request, FRIEND, True, key()).credit.amount == D("3.00")
     assert_audit_clean(core)
 
 

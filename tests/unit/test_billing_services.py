@@ -120,22 +120,59 @@ def test_a_fee_above_the_balance_is_refused_and_changes_nothing(core):
     with core.uow() as uow, pytest.raises(InsufficientBalance):
         services.charge_sms(uow, PRE, "2112", key="k1")
     assert report(core, PRE).balance == Decimal("0.01")
-    with core.uow() as uow:  # the key was not used up by the failed attempt
-        assert services.recall_reply(uow, "k1") is None
+    # the key was not used up by the failed attempt: nothing is kept under it
+    assert services.answer_once(core, "k1", lambda uow: {"text": "fresh"}) == ({"text": "fresh"}, False)
 
 
-def test_replies_are_remembered_for_retries(core):
+def test_an_answer_is_kept_with_the_work_it_reports_and_given_back_to_a_retry(core):
     add_prepaid(core)
+    runs = []
+
+    def compute(uow):
+        runs.append(1)
+        fee = services.charge_sms(uow, PRE, "2112", key="k2").fee
+        return {"text": f"fee {fee}", "flash": True}
+
+    assert services.answer_once(core, "k2", compute) == ({"text": "fee 0.0200", "flash": True}, False)
+    assert services.answer_once(core, "k2", compute) == ({"text": "fee 0.0200", "flash": True}, True)
+    assert runs == [1]
+    assert report(core, PRE).balance == Decimal("9.98")
+    assert services.answer_once(core, "free", lambda uow: {"text": "usage hint"}) == ({"text": "usage hint"}, False)
+    assert services.answer_once(core, "free", lambda uow: {"text": "other"}) == ({"text": "usage hint"}, True)
+
+
+def test_an_answer_whose_work_failed_is_not_kept_and_nothing_is_charged(core):
+    add_prepaid(core)
+
+    def compute(uow):
+        services.charge_sms(uow, PRE, "2112", key="k3")
+        raise RuntimeError("the reply could not be built")
+
+    with pytest.raises(RuntimeError):
+        services.answer_once(core, "k3", compute)
+    assert report(core, PRE).balance == Decimal("10.00")
+    assert services.answer_once(core, "k3", lambda uow: {"text": "second try"}) == ({"text": "second try"}, False)
+
+
+def test_a_fee_and_the_grant_it_pays_for_are_one_transaction(core):
+    add_postpaid(core)
     with core.uow() as uow:
-        services.charge_sms(uow, PRE, "2112", key="k2")
-    with core.uow() as uow:
-        services.remember_reply(uow, "k2", "Balans: 9.98 AZN")
-    with core.uow() as uow:
-        services.remember_reply(uow, "free-request", "usage hint")
-    with core.uow() as uow:
-        assert services.recall_reply(uow, "k2") == "Balans: 9.98 AZN"
-        assert services.recall_reply(uow, "free-request") == "usage hint"
-        assert services.recall_reply(uow, "never") is None
+        paid = services.grant_for_fee(uow, POST, "0501234567", "650", "g1")
+    assert (paid.result, paid.fee) == (True, Decimal("0.0236"))
+    with core.uow() as uow:  # the same request again: no second fee, the grant is already there
+        again = services.grant_for_fee(uow, POST, "0501234567", "650", "g1")
+    assert (again.result, again.fee) == (False, Decimal("0"))
+    with core.reader() as uow:
+        assert services.grantees(uow, POST) == ["+994501234567"]
+        assert services.balance_report(uow, POST).current == Decimal("0.0236")
+
+
+def test_a_grant_that_fails_takes_no_fee(core):
+    add_postpaid(core)
+    with core.uow() as uow, pytest.raises(InvalidInput):
+        services.grant_for_fee(uow, POST, POST, "650", "g2")  # granting yourself is refused
+    with core.reader() as uow:
+        assert services.balance_report(uow, POST).current == Decimal("0")
 
 
 # -- calls -------------------------------------------------------------------------------------
