@@ -103,6 +103,11 @@ class Section:
                 shown[name] = KINDS[kind].show(value, language)
         return entry.texts[language].format(**shown)
 
+    def render_from(self, key: str, language: str, values: dict) -> str:
+        """The entry filled from `values`, taking only the fields it declares (a result object's
+        figures, an outbox message's parameters)."""
+        return self.render(key, language, **{name: values[name] for name in self.entries[key].fields})
+
     def worst_case(self, key: str, language: str) -> str:
         entry = self.entries[key]
         values = {}

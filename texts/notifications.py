@@ -27,5 +27,4 @@ def render(catalogue: Catalogue, message: Outgoing, tariffs, offers) -> str:
         values["tariff"] = tariffs.get(values["tariff"]).title.get(language, values["tariff"])
     if "plan" in values:
         values["plan"] = f"plan-{values['plan']}"
-    wanted = section.entries[key].fields
-    return section.render(key, language, **{name: values[name] for name in wanted})
+    return section.render_from(key, language, values)

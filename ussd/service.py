@@ -211,8 +211,8 @@ def _stop_renewal(uow, msisdn, lang, _arg, key) -> str:
 def _granted(result, lang: str, template: str, **extra) -> str:
     if result.duplicate:
         return _texts().render("already-done", lang)
-    return _texts().render(template, lang, amount=result.amount, fee=result.fee, request_fee=result.request_fee,
-                           debt=result.debt, **extra)
+    figures = {"amount": result.amount, "fee": result.fee, "request_fee": result.request_fee, "debt": result.debt}
+    return _texts().render_from(template, lang, {**figures, **extra})
 
 
 def _nar(uow, msisdn, lang, arg, key) -> str:

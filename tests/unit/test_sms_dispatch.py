@@ -15,12 +15,8 @@ from sms.dispatch import (
     KannelTransport,
     LogTransport,
     TwilioTransport,
-    render_outgoing,
     transport_from_env,
 )
-from sms.replies import load_catalogue
-
-TEXTS = load_catalogue()
 PRE = "+994501234567"
 
 
@@ -67,24 +63,27 @@ def topped_up(core, language="en"):
         services.topup(uow, PRE, Decimal("5.00"), key="topup-1")
 
 
-def test_outbox_templates_render_in_each_language():
+def test_outbox_templates_render_in_each_language(core):
+    dispatcher = Dispatcher(LogTransport())
     message = Outgoing("k", PRE, "az", "balance-changed",
                        {"change": "-0.0400", "reason": "call", "account": "balance", "value": "12.4400"})
-    assert render_outgoing(TEXTS, message) == TEXTS.render("balance_changed_balance", "az", change="-0.04", value="12.44")
+    assert dispatcher.render(core, message) == "Balansınız dəyişdi: -0.04 AZN. Yeni balans: 12.44 AZN."
     bill = Outgoing("b", PRE, "ru", "bill-issued", {"usage": "7.1500", "billed": "32.4500", "advance": "0.0000"})
-    assert render_outgoing(TEXTS, bill) == TEXTS.render("bill_issued", "ru", usage="7.15", billed="32.45", advance="0.00")
+    assert dispatcher.render(core, bill) == "Счёт выставлен: расход 7.15 AZN, к оплате 32.45 AZN, аванс 0.00 AZN."
+    moved = Outgoing("p", PRE, "az", "plan-changed", {"plan": "postpaid", "tariff": "biznes", "packs_annulled": 1})
+    assert dispatcher.render(core, moved) == "Xəttiniz fakturalı sistemə keçirildi (Biznes). Ləğv olunan paketlər: 1."
 
 
 def test_the_twilio_transport_posts_to_the_configured_api_and_marks_the_message_sent(core, fake_api):
     topped_up(core)
     transport = TwilioTransport("AC" + "0" * 32, "token", "+15005550006", base_url=fake_api)
 
-    assert Dispatcher(transport, TEXTS).run(core) == 1
+    assert Dispatcher(transport).run(core) == 1
 
     path, form = FakeApi.requests[0]
     assert path == f"/2010-04-01/Accounts/AC{'0' * 32}/Messages.json"
     assert form["To"] == [PRE] and form["From"] == ["+15005550006"]
-    assert form["Body"] == [TEXTS.render("balance_changed_balance", "en", change="+5.00", value="6.00")]
+    assert form["Body"] == ["Your balance changed by +5.00 AZN. New balance: 6.00 AZN."]
     with core.uow() as uow:
         assert pending(uow) == []
 
@@ -95,13 +94,13 @@ def test_a_failed_delivery_stays_in_the_outbox_for_a_later_retry(core, fake_api,
     topped_up(core)
     FakeApi.fail = True
     transport = TwilioTransport("AC" + "0" * 32, "token", "+15005550006", base_url=fake_api)
-    assert Dispatcher(transport, TEXTS).run(core) == 0
+    assert Dispatcher(transport).run(core) == 0
     with core.uow() as uow:
         assert len(pending(uow)) == 1
     FakeApi.fail = False
     clock.advance(timedelta(minutes=5))
-    assert Dispatcher(transport, TEXTS).run(core) == 1
-    assert Dispatcher(transport, TEXTS).run(core) == 0
+    assert Dispatcher(transport).run(core) == 1
+    assert Dispatcher(transport).run(core) == 0
 
 
 def test_kannel_sendsms_query_asks_for_ucs2_and_flash_when_needed():
@@ -116,7 +115,7 @@ def test_kannel_sendsms_query_asks_for_ucs2_and_flash_when_needed():
 def test_an_unreachable_kannel_leaves_the_message_pending(core):
     topped_up(core)
     transport = KannelTransport("http://127.0.0.1:9/cgi-bin/sendsms", "u", "p", timeout_s=1)
-    assert Dispatcher(transport, TEXTS).run(core) == 0
+    assert Dispatcher(transport).run(core) == 0
     with core.uow() as uow:
         assert "unreachable" in pending(uow)[0].last_error
 
@@ -129,11 +128,7 @@ def test_the_log_transport_is_the_default_and_a_half_configured_one_is_refused()
         transport_from_env({"SELFCARE_SMS_TRANSPORT": "pigeon"})
 
 
-def test_pack_and_credit_notifications_render_from_the_ussd_texts():
-    from billing.outbox import Outgoing
-    from sms.dispatch import render_outgoing
-    from sms.replies import load_catalogue
-
+def test_pack_and_credit_notifications_render_from_the_one_catalogue(core):
     message = Outgoing("k:notify", "+994501234567", "en", "credit-from-friend", {"amount": "1.0000", "friend": "+994502223344"})
-    text = render_outgoing(load_catalogue(), message)
-    assert "1.00" in text and "502223344" in text
+    assert Dispatcher(LogTransport()).render(core, message) == (
+        "0502223344 sent you 1.00 AZN of credit.")

@@ -5,10 +5,10 @@ from decimal import Decimal
 from billing import services
 from billing.tariffs import load_tariffs
 from sms.cli import sms_command
-from sms.replies import fmt_date, load_catalogue
+import texts
 from sms.service import handle_sms
 
-TEXTS = load_catalogue()
+TEXTS = texts.current()["sms"]
 PRE, POST, VIEWER = "+994501234567", "+994551234567", "+994502223344"
 
 
@@ -42,9 +42,9 @@ def test_blank_2112_charges_the_tariff_fee_and_reports_balance_and_dates(core):
     after = report(core, PRE)
     assert after.balance == Decimal("10.00") - fee
     assert reply.charged == fee and reply.flash and reply.ucs2
-    assert reply.text == TEXTS.render("prepaid_balance", "az", balance="9.98",
-                                      expires=fmt_date(after.balance_expires, "az"),
-                                      ends=fmt_date(after.subscription_ends, "az"))
+    assert reply.text == TEXTS.render("prepaid-balance", "az", balance="9.98",
+                                      expires=after.balance_expires,
+                                      ends=after.subscription_ends)
     audit_clean(core)
 
 
@@ -66,7 +66,7 @@ def test_a_free_answer_is_remembered_for_its_retry_too(core):
 def test_postpaid_on_2112_is_sent_to_650_and_not_charged(core):
     add_postpaid(core, current="1.00")
     reply = handle_sms(core, POST, "2112", "", "k2")
-    assert reply.text == TEXTS.render("use_650", "en") and reply.charged == 0
+    assert reply.text == TEXTS.render("use-650", "en") and reply.charged == 0
     assert report(core, POST).current == Decimal("1.00")
 
 
@@ -74,32 +74,32 @@ def test_blank_650_reports_billed_current_advance_with_the_650_fee(core):
     add_postpaid(core, billed="25.30", current="7.15", advance="5.00")
     reply = handle_sms(core, POST, "650", "", "k3")
     assert reply.charged == Decimal("0.0236")
-    assert reply.text == TEXTS.render("postpaid_balance", "en", billed="25.30", current="7.17", advance="5.00")
+    assert reply.text == TEXTS.render("postpaid-balance", "en", billed="25.30", current="7.17", advance="5.00")
 
 
 def test_prepaid_below_the_fee_gets_a_clear_answer_and_no_charge(core):
     add_prepaid(core, balance="0.01", language="en")
     reply = handle_sms(core, PRE, "2112", "", "k4")
-    assert reply.text == TEXTS.render("insufficient_balance", "en", fee="0.02") and reply.charged == 0
+    assert reply.text == TEXTS.render("insufficient-balance", "en", fee="0.02") and reply.charged == 0
     assert report(core, PRE).balance == Decimal("0.01")
     audit_clean(core)
 
 
 def test_unknown_sender_gets_a_polite_free_answer_in_azerbaijani(core):
     reply = handle_sms(core, "+994509999999", "650", "", "k5")
-    assert reply.text == TEXTS.render("unknown_sender", "az") and reply.charged == 0
+    assert reply.text == TEXTS.render("unknown-sender", "az") and reply.charged == 0
 
 
 def test_sharing_grant_view_revoke_and_revoke_all(core):
     add_postpaid(core, billed="10.00")
     add_prepaid(core, VIEWER, language="ru")
-    assert handle_sms(core, POST, "650", "+0502223344", "g1").text == TEXTS.render("grant_made", "en", number="0502223344")
-    assert handle_sms(core, POST, "650", "+0502223344", "g2").text == TEXTS.render("grant_exists", "en", number="0502223344")
+    assert handle_sms(core, POST, "650", "+0502223344", "g1").text == TEXTS.render("grant-made", "en", number="0502223344")
+    assert handle_sms(core, POST, "650", "+0502223344", "g2").text == TEXTS.render("grant-exists", "en", number="0502223344")
     seen = handle_sms(core, VIEWER, "650", "0551234567", "g3")
     assert seen.text.startswith("0551234567: выставлено 10.00 AZN") and seen.flash
-    assert handle_sms(core, POST, "650", "-", "g4").text == TEXTS.render("revoke_all_done", "en", count="1")
+    assert handle_sms(core, POST, "650", "-", "g4").text == TEXTS.render("revoke-all-done", "en", count="1")
     refused = handle_sms(core, VIEWER, "650", "0551234567", "g5")
-    assert refused.text == TEXTS.render("shared_refused", "ru") and refused.charged == 0
+    assert refused.text == TEXTS.render("shared-refused", "ru") and refused.charged == 0
     audit_clean(core)
 
 
@@ -108,13 +108,13 @@ def test_a_refusal_reveals_nothing_about_whether_the_owner_exists(core):
     add_prepaid(core, VIEWER)
     existing = handle_sms(core, VIEWER, "650", "0551234567", "r1").text
     missing = handle_sms(core, VIEWER, "650", "0559999999", "r2").text
-    assert existing == missing == TEXTS.render("shared_refused", "az")
+    assert existing == missing == TEXTS.render("shared-refused", "az")
 
 
 def test_a_prepaid_line_cannot_grant_and_is_not_charged(core):
     add_prepaid(core)
     reply = handle_sms(core, PRE, "650", "+0502223344", "p1")
-    assert reply.text == TEXTS.render("grant_needs_postpaid", "az") and reply.charged == 0
+    assert reply.text == TEXTS.render("grant-needs-postpaid", "az") and reply.charged == 0
 
 
 def test_1005_reports_tariff_plan_and_roaming(core):
@@ -122,7 +122,7 @@ def test_1005_reports_tariff_plan_and_roaming(core):
     with core.uow() as uow:
         services.set_roaming(uow, PRE, True)
     reply = handle_sms(core, PRE, "1005", "", "t1")
-    assert reply.text == TEXTS.render("line_info", "ru", tariff="Класс", roaming=TEXTS.render("roaming_on", "ru"))
+    assert reply.text == TEXTS.render("line-info", "ru", tariff="Класс", roaming="roaming-on")
     assert reply.charged == Decimal("0.02")
 
 
@@ -130,14 +130,14 @@ def test_1003_says_whether_the_card_was_used(core, clock):
     add_prepaid(core, language="en")
     with core.uow() as uow:
         services.add_card(uow, "1000000001", "1234", "5.00")
-    assert handle_sms(core, PRE, "1003", "1000000001", "c1").text == TEXTS.render("card_unused", "en", serial="1000000001")
+    assert handle_sms(core, PRE, "1003", "1000000001", "c1").text == TEXTS.render("card-unused", "en", serial="1000000001")
     clock.advance(timedelta(hours=1))
     with core.uow() as uow:
         services.redeem_card(uow, PRE, "1000000001", "1234", key="redeem")
     used = handle_sms(core, PRE, "1003", "1000000001", "c2")
     assert used.text == "Card 1000000001 was used on November 22, 2026 13:00."
     hint = handle_sms(core, PRE, "1003", "12345", "c3")
-    assert hint.text == TEXTS.render("usage_1003", "en", fee="0.02") and hint.charged == 0
+    assert hint.text == TEXTS.render("usage-1003", "en", fee="0.02") and hint.charged == 0
 
 
 def test_the_cli_goes_the_same_way_and_each_call_is_a_new_sms(core):
@@ -160,10 +160,10 @@ def test_a_friend_answers_a_credit_request_by_sms_to_700(core, clock):
     again = handle_sms(core, VIEWER, "700", "Bəli", "sms-2")  # the gateway's retry
     nothing = handle_sms(core, VIEWER, "700", "Bəli", "sms-3")
 
-    assert unclear.text == TEXTS.render("usage_700", "en")
-    assert sent.text == TEXTS.render("friend_credit_sent", "en", number="0501234567", balance="3.00")
+    assert unclear.text == TEXTS.render("usage-700", "en")
+    assert sent.text == TEXTS.render("friend-credit-sent", "en", number="0501234567", balance="3.00")
     assert again.text == sent.text and again.duplicate
-    assert nothing.text == TEXTS.render("friend_credit_none", "en")
+    assert nothing.text == TEXTS.render("friend-credit-none", "en")
     assert report(core, PRE).balance == Decimal("3.00")
     audit_clean(core)
 
