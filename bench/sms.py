@@ -29,7 +29,8 @@ from billing import services
 from billing.clock import FixedClock
 from billing.core import Core
 from billing.models import LedgerEntry
-from tests.integration.kannel_peer import AppServer, KannelPeer
+from tests.peers.app_server import AppServer
+from tests.peers.kannel import KannelPeer
 
 SECRET = "bench-secret"
 
