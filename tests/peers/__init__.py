@@ -11,6 +11,7 @@
     kannel.py           bearerbox + smsbox + fakesmsc in front of our HTTP app
     fakesmsc_log.py     the MT messages fakesmsc received, decoded and reassembled
     app_server.py       a WSGI app under waitress in a thread
+    postgres.py         throwaway databases on the real PostgreSQL
     ports.py            free loopback ports
     errors.py           what a peer raises once it is up
 
