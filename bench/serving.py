@@ -17,16 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.peers.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 SELFCARE = REPO / ".venv" / "bin" / "selfcare"
 LISTEN = "0A"  # TCP state in /proc/net/tcp
 QUEUE_DEPTH = "Task queue depth is"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def listening_sockets(port: int) -> int:

@@ -17,19 +17,19 @@ import datetime as dt
 import queue
 import tempfile
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from bench.serving import ProcessTreeSampler, SelfcareServe, load_average, machine
 from billing import services
 from billing.clock import FixedClock
 from billing.core import Core
 from billing.models import LedgerEntry
-from tests.integration.kannel_peer import AppServer, KannelPeer
+from tests.peers.app_server import AppServer
+from tests.peers.kannel import KannelPeer
+from tests.peers.postgres import ThrowawayDatabases
 
 SECRET = "bench-secret"
 
@@ -64,32 +64,6 @@ def burst(app_port: int, work: Path, msisdns: list[str], count: int, timeout_s: 
 
 
 # ---------------------------------------------------------------------------------- databases
-
-class PostgresDatabases:
-    """Fresh databases on a PostgreSQL server, each dropped at the end (`drop_all` in `finally`)."""
-
-    def __init__(self, admin_url: str):
-        self.admin_url = make_url(admin_url)
-        self.made: list[str] = []
-
-    def _admin(self, sql: str) -> None:
-        import psycopg
-
-        conninfo = self.admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(sql)
-
-    def fresh(self) -> str:
-        name = f"bench_sms_{uuid.uuid4().hex[:12]}"
-        self._admin(f'CREATE DATABASE "{name}"')
-        self.made.append(name)
-        return self.admin_url.set(database=name).render_as_string(hide_password=False)
-
-    def drop_all(self) -> None:
-        for name in self.made:
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.made.clear()
-
 
 def seed(db_url: str, msisdns: list[str]) -> None:
     core = Core(db_url, clock=FixedClock(dt.datetime(2026, 11, 22, 12)))
@@ -179,7 +153,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-sms-"))
     msisdns = [f"+99450{7000000 + i:07d}" for i in range(args.lines)]
     print(f"machine: {machine()}; load average {load_average()}; work in {work}", flush=True)
-    postgres = PostgresDatabases(args.pg) if args.pg else None
+    postgres = ThrowawayDatabases(args.pg, prefix="bench_sms") if args.pg else None
     runs = []
     try:
         if not args.no_sqlite:
@@ -193,7 +167,7 @@ def main() -> None:
             for n in counts:
                 run_dir = work / f"pg-{n}"
                 run_dir.mkdir()
-                runs.append(run_ours(f"selfcare serve ×{n}, PostgreSQL", postgres.fresh(), n, run_dir, msisdns,
+                runs.append(run_ours(f"selfcare serve ×{n}, PostgreSQL", postgres.create(), n, run_dir, msisdns,
                                      args))
                 print_run(runs[-1])
     finally:

@@ -1,16 +1,14 @@
 """Shared fixtures: a clock, a billing core on SQLite, and a fresh database on a real PostgreSQL."""
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import datetime
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from billing.clock import FixedClock
 from billing.core import Core
 from tests import peers
+from tests.peers.postgres import ThrowawayDatabases, admin_url
 
 START = datetime(2026, 11, 22, 12, 0)
 
@@ -33,29 +31,19 @@ def core(tmp_path, clock):
     core.dispose()
 
 
-def _pg_admin_url() -> str | None:
-    return os.environ.get("SELFCARE_TEST_PG")
-
-
 @pytest.fixture
 def pg_url():
     """A fresh database on the real PostgreSQL server the test command started."""
-    admin_url = _pg_admin_url()
-    if not admin_url:
+    admin = admin_url()
+    if not admin:
         if peers.required():
             pytest.fail("SELFCARE_TEST_PG is not set but real peers are required (make test sets it)")
         pytest.skip("no PostgreSQL: set SELFCARE_TEST_PG (make test does)")
-    name = f"selfcare_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = admin_url.rsplit("/", 1)[0]
+    databases = ThrowawayDatabases(admin)
     try:
-        yield f"{base}/{name}"
+        yield databases.create()
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        databases.drop_all()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,14 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SELFCARE = [sys.executable, "-c", "from selfcare.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def selfcare(db, *args, env=None):

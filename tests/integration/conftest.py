@@ -7,8 +7,11 @@ from decimal import Decimal
 import pytest
 
 from tests import peers
-from tests.integration.asterisk_peer import AsteriskPeer, ChrootUnavailable, TinyFastAgi, ensure_chroot, loud
-from tests.integration.kannel_peer import AppServer, KannelPeer, kannel_installed
+from tests.peers.app_server import AppServer
+from tests.peers.asterisk import AsteriskPeer
+from tests.peers.chroot import ChrootUnavailable, ensure_chroot, loud
+from tests.peers.kannel import KannelPeer, kannel_installed
+from tests.peers.tiny_fastagi import TinyFastAgi
 
 # -- Kannel (SMS, issue 3) ----------------------------------------------------------------------
 

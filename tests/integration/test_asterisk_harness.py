@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.asterisk_peer import audio_stats, sip_call
+from tests.peers.audio import audio_stats
+from tests.peers.baresip import sip_call
 
 pytestmark = pytest.mark.asterisk
 

@@ -15,13 +15,14 @@ import pytest
 from billing import services
 from ivr.flows import postpaid_figures, prepaid_figures
 
-from tests.integration.asterisk_peer import audio_stats, sip_call
 from tests.integration.conftest import (
     ASTERISK_POSTPAID_AZ,
     ASTERISK_PREPAID_AZ,
     ASTERISK_PREPAID_FOR_LANGUAGE,
     call_threads,
 )
+from tests.peers.audio import audio_stats
+from tests.peers.baresip import sip_call
 
 pytestmark = pytest.mark.asterisk
 

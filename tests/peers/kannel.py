@@ -1,12 +1,11 @@
 """A real Kannel (Debian's bearerbox + smsbox, fakesmsc as the SMSC) in front of our app.
 
-    fakesmsc --MO--> bearerbox (smsc = fake) --> smsbox --get-url--> our app (waitress, in a thread)
+    fakesmsc --MO--> bearerbox (smsc = fake) --> smsbox --get-url--> our app (app_server.py)
     fakesmsc <--MT-- bearerbox <-------------- smsbox <--text/plain-- our app
                                                smsbox <--sendsms----- our dispatcher (outbound)
 
-Everything binds 127.0.0.1 on free ports and lives in one work directory (config, logs). The
-harness reads what fakesmsc receives (its debug log lines `Got message N: <...>`); UCS-2 messages
-show as `ucs2` + URL-encoded UTF-16BE (or `data` + URL-encoded bytes) and are decoded here.
+Everything binds 127.0.0.1 on free ports and lives in one work directory (config, logs). What
+fakesmsc receives is read from its debug log (fakesmsc_log.py).
 """
 from __future__ import annotations
 
@@ -15,149 +14,26 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+
+from tests.peers.errors import KannelError
+from tests.peers.fakesmsc_log import GOT, MT, SENT, Reassembly, parse_mt
+from tests.peers.ports import free_port, wait_for_port
 
 BEARERBOX = shutil.which("bearerbox") or "/usr/sbin/bearerbox"
 SMSBOX = shutil.which("smsbox") or "/usr/sbin/smsbox"
 FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
 
 
-class KannelError(Exception):
-    pass
-
-
 def kannel_installed() -> bool:
     return all(os.access(p, os.X_OK) for p in (BEARERBOX, SMSBOX, FAKESMSC))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise KannelError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
-
-
-# -- our app under waitress ---------------------------------------------------------------------
-
-class AppServer:
-    """A WSGI app under waitress in a thread, with Kannel's keep-alive pool in mind (>= 1000)."""
-
-    def __init__(self, app, threads: int = 8, connection_limit: int = 2000):
-        from waitress.server import create_server
-
-        self.server = create_server(app, host="127.0.0.1", port=0, threads=threads,
-                                    connection_limit=connection_limit, backlog=2048, channel_timeout=60,
-                                    ident="selfcare-test")
-        self.port = self.server.effective_port
-        self._thread = threading.Thread(target=self._run, name="waitress", daemon=True)
-
-    def _run(self):
-        try:
-            self.server.run()
-        except (OSError, ValueError):
-            pass  # closed under our feet at shutdown
-
-    def start(self) -> "AppServer":
-        self._thread.start()
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        self.server.close()
-        self._thread.join(timeout=5)
-
-
-# -- what fakesmsc receives ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MT:
-    sender: str
-    receiver: str
-    text: str
-    coding: str  # text | ucs2 | data
-    parts: int = 1
-
-
-_GOT = re.compile(r"Got message (\d+): <(.*)>\s*$")
-_SENT = re.compile(r"fakesmsc: sent message (\d+)")
-
-
-def _payload(kind: str, body: str) -> str:
-    if kind == "text":
-        return body
-    raw = urllib.parse.unquote_to_bytes(body.replace("+", " "))
-    # fakesmsc shows UCS-2 (coding 2) messages as URL-encoded UTF-16BE bytes: our non-GSM-7 replies
-    # always carry a zero high byte somewhere (Latin letters, digits, spaces).
-    if kind in ("ucs2", "ucs-2") or (len(raw) % 2 == 0 and b"\x00" in raw[0::2]):
-        return raw.decode("utf-16-be")
-    return raw.decode("utf-8", "replace")
-
-
-@dataclass(frozen=True)
-class Part:
-    """One line as fakesmsc prints it; multipart messages carry a concatenation UDH."""
-
-    sender: str
-    receiver: str
-    text: str
-    coding: str
-    ref: int | None = None
-    total: int = 1
-    seq: int = 1
-
-
-def parse_mt(line: str) -> Part:
-    sender, receiver, kind, body = (line.split(" ", 3) + [""])[:4]
-    if kind != "udh":
-        return Part(sender, receiver, _payload(kind, body), kind)
-    udh_text, _, rest = body.partition(" ")
-    udh = urllib.parse.unquote_to_bytes(udh_text.replace("+", " "))
-    inner, _, payload = rest.partition(" ")
-    if len(udh) >= 6 and udh[1] == 0x00:  # IEI 00: 8-bit reference, total, sequence
-        ref, total, seq = udh[3], udh[4], udh[5]
-    elif len(udh) >= 7 and udh[1] == 0x08:  # IEI 08: 16-bit reference
-        ref, total, seq = udh[3] << 8 | udh[4], udh[5], udh[6]
-    else:
-        ref, total, seq = None, 1, 1
-    return Part(sender, receiver, _payload(inner, payload), inner, ref, total, seq)
-
-
-class Reassembly:
-    """Joins the parts of concatenated messages; whole messages come out as MT."""
-
-    def __init__(self):
-        self._parts: dict[tuple, dict[int, Part]] = {}
-
-    def add(self, part: Part) -> MT | None:
-        if part.ref is None or part.total <= 1:
-            return MT(part.sender, part.receiver, part.text, part.coding)
-        group = self._parts.setdefault((part.sender, part.receiver, part.ref, part.total), {})
-        group[part.seq] = part
-        if len(group) < part.total:
-            return None
-        del self._parts[(part.sender, part.receiver, part.ref, part.total)]
-        text = "".join(group[i].text for i in sorted(group))
-        return MT(part.sender, part.receiver, text, part.coding, part.total)
-
-
-# -- Kannel itself ------------------------------------------------------------------------------
 
 CONFIG = """\
 group = core
@@ -301,14 +177,14 @@ class KannelPeer:
         for raw in proc.stderr:
             line = raw.decode("utf-8", "replace")
             log.write(line)
-            got = _GOT.search(line)
+            got = GOT.search(line)
             if got:
                 self.parts_received += 1
                 whole = joiner.add(parse_mt(got.group(2)))
                 if whole is not None:
                     self.received.put(whole)
                 continue
-            sent = _SENT.search(line)
+            sent = SENT.search(line)
             if sent:
                 with self._sent_cond:
                     self._sent_count = int(sent.group(1))
