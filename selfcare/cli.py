@@ -218,16 +218,19 @@ def bill_run(c: Context):
     click.echo(f"{closed} bill cycles closed")
 
 
-@cli.command()
+# The text is what a subscriber types, `-0502223344` (revoke) included: nothing after TO is an option.
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("from_")
 @click.argument("to")
-@click.argument("text", required=False, default="")
+@click.argument("text", nargs=-1, type=click.UNPROCESSED)
 @pass_ctx
 def sms(c: Context, from_, to, text):
-    """Print the reply to an SMS exactly as the subscriber gets it, charging as the webhook does."""
+    """Print the reply to an SMS exactly as the subscriber gets it, charging as the webhook does.
+
+    TEXT as typed, e.g. `650 +0502223344` (grant), `650 -0502223344` (revoke), `650 -` (revoke all)."""
     from sms.cli import sms_command
 
-    click.echo(sms_command(c.core, from_, to, text))
+    click.echo(sms_command(c.core, from_, to, " ".join(text)))
 
 
 @cli.command()

@@ -76,3 +76,45 @@ def test_audit_fails_when_a_balance_was_changed_behind_the_ledger(run, tmp_path)
         db.execute("UPDATE subscriber SET balance_units = balance_units + 100")
     result = run("audit")
     assert result.exit_code == 1 and "MISMATCH +994501234567 balance" in result.output
+
+
+def test_sms_to_650_takes_plus_and_minus_numbers_as_a_subscriber_types_them(run):
+    run("subscriber", "add", "0551112233", "--plan", "postpaid", "--lang", "en", "--bill-day", "10")
+    granted = run("sms", "0551112233", "650", "+0502223344")
+    revoked = run("sms", "0551112233", "650", "-0502223344")
+    nobody = run("sms", "0551112233", "650", "-")
+    assert granted.exit_code == revoked.exit_code == nobody.exit_code == 0
+    assert granted.output == "0502223344 can now see your balance information. To revoke, send -0502223344 to 650.\n"
+    assert revoked.output == "0502223344 no longer has access to your balance information.\n"
+    assert nobody.output == "Nobody had access to your balance information.\n"
+
+
+@pytest.mark.parametrize("variable,file,old,new,message", [
+    ("SELFCARE_TEXTS", "texts/sms.toml", 'ru = "Карта {serial} не использована."\n', "",
+     r"sms.toml \[card-unused\] ru: missing"),
+    ("SELFCARE_OFFERS", "billing/offers.toml", 'price = "3.00"', 'price = "three"', "price"),
+    ("SELFCARE_TARIFFS", "billing/tariffs.toml", 'title = { az = "Klass", en = "Klass", ru = "Класс" }',
+     'title = { az = "Klass", en = "Klass" }', "klass"),
+])
+def test_a_broken_data_file_stops_every_command_with_the_entry_named(run, tmp_path, monkeypatch, variable, file,
+                                                                   old, new, message):
+    import re
+    import shutil
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2] / file
+    if variable == "SELFCARE_TEXTS":
+        target_dir = tmp_path / "texts"
+        shutil.copytree(source.parent, target_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+        target, setting = target_dir / source.name, str(target_dir)
+    else:
+        target = setting = tmp_path / source.name
+        shutil.copy(source, target)
+    text = target.read_text(encoding="utf-8")
+    assert old in text
+    target.write_text(text.replace(old, new, 1), encoding="utf-8")
+    monkeypatch.setenv(variable, str(setting))
+    result = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'other.db'}", "serve"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+    assert re.search(message, result.output, re.IGNORECASE), result.output

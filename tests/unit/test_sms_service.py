@@ -177,3 +177,15 @@ def test_a_credit_request_sms_comes_from_700_so_the_reply_reaches_it():
     other = Outgoing("k2", VIEWER, "az", "balance-changed", {})
     assert transport.query(ask, "x")["from"] == "700"
     assert transport.query(other, "x")["from"] == "2112"
+
+
+def test_a_retry_carries_the_first_answers_flash_flag(core):
+    add_postpaid(core)
+    add_prepaid(core)
+    told = handle_sms(core, POST, "2112", "", "f1")
+    told_again = handle_sms(core, POST, "2112", "", "f1")
+    balance = handle_sms(core, PRE, "2112", "", "f2")
+    balance_again = handle_sms(core, PRE, "2112", "", "f2")
+    assert (told.flash, told_again.flash, told_again.duplicate) == (False, False, True)
+    assert (balance.flash, balance_again.flash, balance_again.duplicate) == (True, True, True)
+

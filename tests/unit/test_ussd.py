@@ -285,3 +285,33 @@ def test_a_failed_renewal_says_until_when_the_rest_is_usable_from_the_data(core)
         "retry_until": "2027-03-22", "reason": "balance"})
     assert notifications.render(texts.current(), message, core.tariffs, core.offers) == (
         "Your 1 GB pack was not renewed. The rest works until December 23, 2026 12:00. Retry until March 22, 2027.")
+
+
+def test_a_line_with_four_packs_gets_its_status_in_pages_not_cut(core):
+    open_prepaid(core, balance="100.00", language="ru")
+    for number in (1, 2, 3, 4):
+        dial(core, f"*100*{number}#")
+    first = ussd_command(core, PRE, "*100#", "2", session="pages")
+    second = ussd_command(core, PRE, "*100#", "2*0", session="pages")
+    assert first == ("CON 1 ГБ: осталось 1024 МБ, до 22 декабря 2026, с продлением\n"
+                     "3 ГБ: осталось 3072 МБ, до 22 декабря 2026, с продлением\n"
+                     "10 ГБ: осталось 10240 МБ, до 22 декабря 2026, с продлением\n0 Далее")
+    assert second == "END 50 ГБ: осталось 51200 МБ, до 22 декабря 2026, с продлением"
+    assert all(len(screen) - 4 <= 182 for screen in (first, second))
+    assert ussd_command(core, PRE, "*100#", "2*0*0", session="pages") == second  # past the end: the last page
+    assert ussd_command(core, PRE, "*100#", "2*5", session="pages").startswith("END Неизвестный код.")
+
+
+def test_questions_never_wait_for_the_write_lock(core):
+    import threading
+
+    open_prepaid(core, balance="1.00", language="en")
+    answers = []
+    with core.uow() as uow, uow.atomic():
+        services.charge_sms(uow, PRE, "2112", "held")  # BEGIN IMMEDIATE: the write lock is held to the block's end
+        asker = threading.Thread(target=lambda: answers.append(dial(core, "*700#150#")))
+        asker.start()
+        asker.join(10)
+        held_while_answered = asker.is_alive() is False
+    asker.join(30)
+    assert held_while_answered and answers == ["END Your Nar Credit debt: 0.00 AZN."]
