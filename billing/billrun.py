@@ -42,7 +42,8 @@ def _late_usage_units(uow, line: Subscriber, cutoff: datetime) -> int:
 
 
 def _close_cycle(uow, line: Subscriber, cutoff: datetime) -> None:
-    op = ledger.open_operation(uow, f"billrun:{line.msisdn}:{cutoff:%Y-%m-%d}", "billrun", line)
+    # Keys travel to logs and SMS transports (as outbox keys): the line's id, never its number.
+    op = ledger.open_operation(uow, f"billrun:{line.id}:{cutoff:%Y-%m-%d}", "billrun", line)
     if op is None:
         return
     usage = from_units(line.current_units - _late_usage_units(uow, line, cutoff))

@@ -38,15 +38,15 @@ def load_demo(core) -> list[str]:
         with core.uow() as uow:
             if _exists(uow, msisdn):
                 continue
-            lines.add_subscriber(uow, msisdn, "prepaid", tariff=tariff, language=lang,
-                                 activated=today - timedelta(days=days))
+            line_id = lines.add_subscriber(uow, msisdn, "prepaid", tariff=tariff, language=lang,
+                                           activated=today - timedelta(days=days)).id
         # A first top-up in the line's first week (what makes a line eligible for Nar Credit),
         # then today's, which sets the figures the demo shows.
         activated = datetime.combine(today - timedelta(days=days), time(10, 0))
         with core.uow(at=activated + timedelta(days=1)) as uow:
-            payments.topup(uow, msisdn, Decimal("1.00"), key=f"demo:first-topup:{msisdn}")
+            payments.topup(uow, msisdn, Decimal("1.00"), key=f"demo:first-topup:{line_id}")
         with core.uow() as uow:
-            payments.topup(uow, msisdn, Decimal(topup) - Decimal("1.00"), key=f"demo:topup:{msisdn}")
+            payments.topup(uow, msisdn, Decimal(topup) - Decimal("1.00"), key=f"demo:topup:{line_id}")
         added.append(msisdn)
     for msisdn, lang, tariff, billed, current, advance, bill_day in POSTPAID:
         with core.uow() as uow:

@@ -125,7 +125,7 @@ def add_subscriber(
     )
     uow.session.add(line)
     uow.session.flush()
-    op = ledger.open_operation(uow, f"open:{number}:{now.isoformat()}", "open", line)
+    op = ledger.open_operation(uow, f"open:{line.id}", "open", line)
     for account, amount in (("balance", balance), ("billed", billed), ("current", current), ("advance", advance)):
         ledger.post(uow, line, account, amount, op, "opening")
     if plan == "prepaid":

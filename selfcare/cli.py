@@ -16,6 +16,7 @@ from billing.clock import FixedClock, parse_now
 from billing.core import Core
 from billing.errors import BillingError
 from billing.money import fmt_exact, parse_amount
+from selfcare import logs
 
 
 class Context:
@@ -55,8 +56,7 @@ class SelfcareGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="log every decision to stderr")
 @click.pass_context
 def cli(ctx, db_url, now, verbose):
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(logging.INFO if verbose else logging.WARNING)
     ctx.obj = Context(db_url, now)
 
 

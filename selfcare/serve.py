@@ -18,6 +18,7 @@ import threading
 from logging.handlers import QueueHandler, QueueListener
 
 from billing.core import Core
+from selfcare import logs
 from selfcare.config import Settings
 
 log = logging.getLogger("selfcare.serve")
@@ -39,8 +40,8 @@ def _log_through_a_queue() -> QueueListener:
     for handler in root.handlers[:]:
         root.removeHandler(handler)
     for handler in handlers:
-        if handler.formatter is None:
-            handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+        if not isinstance(handler.formatter, logs.MaskingFormatter):
+            handler.setFormatter(logs.MaskingFormatter(logs.FORMAT))
     records: queue.SimpleQueue = queue.SimpleQueue()
     root.addHandler(QueueHandler(records))
     root.setLevel(logging.INFO)
@@ -102,7 +103,7 @@ class Servers:
 def _serving_process(db_url: str, clock, settings: Settings) -> None:
     """A forked serving process: its own database engine, its own log writer."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
-    logging.getLogger().handlers[:] = [logging.StreamHandler()]
+    logs.configure(logging.INFO)
     listener = _log_through_a_queue()
     core = Core(db_url, clock=clock)
     servers = Servers(core, settings, reuse_port=True)
