@@ -3,8 +3,8 @@
 pyst2 still speaks the protocol for us: its command methods (`answer`, `stream_file`,
 `wait_for_digit`, `get_data`, `set_variable`, `get_variable`, `hangup`, `verbose`, ...), its
 `send_command` and its reply regexes (`re_code`, `re_kv`) are used as they are. What we replace, and why
-(each point is a defect seen against a real Asterisk 22, see ../shared/REAL-PEERS.md and the transcript
-in tests/unit/test_agi_shim.py):
+(each point is a defect seen against a real Asterisk 22: the tests in tests/unit/test_ivr_agi_shim.py replay
+the real transcript in tests/unit/fixtures/asterisk-22-fastagi-transcript.txt):
 
 - `__init__` installs a SIGHUP handler, which raises ValueError outside the main thread (every
   FastAGI call runs in a worker thread) and prints its debug to stderr. We set the same attributes
