@@ -1,9 +1,11 @@
 """Outbound SMS: drains billing's outbox through Kannel's sendsms, Twilio's REST API or the log.
 
-`dispatch_outbox(core)` is the worker job. Delivery is at least once (billing marks a message sent
-only after the transport accepted it) and each transport drops a twin it already accepted in this
-process (same outbox key), so a crash between "accepted" and "marked sent" does not double-send
-within a process; across restarts the key goes to the far side (Kannel's dlr-url / Twilio's log).
+`dispatch_outbox(core)` is the worker job. Billing claims due messages in a short transaction, the
+transport sends outside any transaction, and billing then marks each sent or failed (claim -> send
+-> acknowledge, billing/outbox.py): at least once, and a crash resends only the message in flight.
+Each transport also drops a twin it already accepted in this process (same outbox key). Log lines
+name the message's `ref` (a digest of the key), never the key; Twilio has no idempotency key, so a
+crash between Twilio's accept and our acknowledgement sends that one message twice.
 
 Environment (docs/operations.md):
   SELFCARE_SMS_TRANSPORT        log (default) | kannel | twilio
@@ -14,7 +16,7 @@ Environment (docs/operations.md):
   SELFCARE_KANNEL_SMSC          optional smsc-id to route through
   SELFCARE_TWILIO_ACCOUNT_SID, SELFCARE_TWILIO_AUTH_TOKEN, SELFCARE_TWILIO_FROM
   SELFCARE_TWILIO_API_URL       optional base URL instead of https://api.twilio.com
-  SELFCARE_SMS_TIMEOUT_S        transport timeout in seconds (default 10)
+  SELFCARE_SMS_TIMEOUT_S        transport timeout in seconds (default 10); the claim lease follows it
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from threading import Lock
 from billing.money import fmt_azn
 from ussd.texts import render_notification
 from ussd.texts import templates as pack_and_credit_templates
-from billing.msisdn import mask
+from billing.msisdn import mask, mask_numbers
 from billing.outbox import Outgoing, dispatch_pending
 
 from .encoding import is_gsm7
@@ -95,6 +97,7 @@ class _SeenKeys:
 
 class LogTransport:
     name = "log"
+    timeout_s = 1.0
 
     def __init__(self):
         self.sent: list[tuple[str, str]] = []
@@ -103,7 +106,8 @@ class LogTransport:
     def send(self, message: Outgoing, text: str) -> None:
         if self._seen.seen(message.key):
             return
-        log.info("sms %s to %s: %s", message.key, mask(message.msisdn), text)
+        # A text may name another line (a friend's credit): numbers masked in the log as well.
+        log.info("sms %s to %s: %s", message.ref, mask(message.msisdn), mask_numbers(text))
         self.sent.append((message.msisdn, text))
         self._seen.add(message.key)
 
@@ -148,7 +152,7 @@ class KannelTransport:
         if not 200 <= status < 300:
             raise TransportError(f"kannel sendsms answered {status}: {body[:200]}")
         self._seen.add(message.key)
-        log.info("kannel accepted %s for %s: %s", message.key, mask(message.msisdn), body)
+        log.info("kannel accepted %s for %s: %s", message.ref, mask(message.msisdn), mask_numbers(body))
 
 
 class TwilioTransport:
@@ -175,11 +179,11 @@ class TwilioTransport:
         try:
             sent = self.client.messages.create(to=message.msisdn, from_=self.from_, body=text)
         except TwilioException as exc:
-            raise TransportError(f"twilio refused {message.key}: {exc}") from None
+            raise TransportError(f"twilio refused {message.ref}: {exc}") from None
         except OSError as exc:
             raise TransportError(f"twilio unreachable: {exc}") from None
         self._seen.add(message.key)
-        log.info("twilio accepted %s for %s as %s", message.key, mask(message.msisdn), sent.sid)
+        log.info("twilio accepted %s for %s as %s", message.ref, mask(message.msisdn), sent.sid)
 
 
 def _need(env, name: str) -> str:
@@ -219,7 +223,8 @@ class Dispatcher:
         self.catalogue = catalogue or load_catalogue()
 
     def run(self, core, limit: int = 100) -> int:
-        return dispatch_pending(core, self.transport, lambda m: render_outgoing(self.catalogue, m), limit=limit)
+        return dispatch_pending(core, self.transport, lambda m: render_outgoing(self.catalogue, m), limit=limit,
+                                send_timeout_s=getattr(self.transport, "timeout_s", 10.0))
 
 
 _dispatchers: dict[int, Dispatcher] = {}
