@@ -3,9 +3,10 @@
 `dispatch_outbox(core)` is the worker job. Billing claims due messages in a short transaction, the
 transport sends outside any transaction, and billing then marks each sent or failed (claim -> send
 -> acknowledge, billing/outbox.py): at least once, and a crash resends only the message in flight.
-Each transport also drops a twin it already accepted in this process (same outbox key). Log lines
-name the message's `ref` (a digest of the key), never the key; Twilio has no idempotency key, so a
-crash between Twilio's accept and our acknowledgement sends that one message twice.
+Each transport also drops a twin it already accepted in this process (same outbox key). What goes
+outward is the message's `ref` (a digest of the key), never the key: Kannel gets it in the
+`dlr-url` and reports deliveries to /sms/kannel/dlr; Twilio has no idempotency key, so a crash
+between Twilio's accept and our acknowledgement sends that one message twice.
 
 Environment (docs/operations.md):
   SELFCARE_SMS_TRANSPORT        log (default) | kannel | twilio
@@ -14,6 +15,8 @@ Environment (docs/operations.md):
   SELFCARE_KANNEL_SENDSMS_URL   e.g. http://127.0.0.1:13013/cgi-bin/sendsms
   SELFCARE_KANNEL_USERNAME, SELFCARE_KANNEL_PASSWORD   a sendsms-user of smsbox
   SELFCARE_KANNEL_SMSC          optional smsc-id to route through
+  SELFCARE_KANNEL_DLR_URL       optional: our /sms/kannel/dlr as smsbox reaches it; set, every
+                                message asks for delivery reports (needs SELFCARE_KANNEL_SECRET)
   SELFCARE_TWILIO_ACCOUNT_SID, SELFCARE_TWILIO_AUTH_TOKEN, SELFCARE_TWILIO_FROM
   SELFCARE_TWILIO_API_URL       optional base URL instead of https://api.twilio.com
   SELFCARE_SMS_TIMEOUT_S        transport timeout in seconds (default 10); the claim lease follows it
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -112,16 +116,35 @@ class LogTransport:
         self._seen.add(message.key)
 
 
+# Kannel's dlr-mask bits: 1 delivered to the phone, 2 not delivered to the phone, 4 buffered at the
+# SMSC, 8 accepted by the SMSC, 16 rejected by the SMSC. We ask for all of them.
+DLR_MASK = 31
+DLR_STATUS = {1: "delivered", 2: "undelivered", 4: "buffered", 8: "accepted", 16: "rejected"}
+
+
 class KannelTransport:
-    """smsbox's sendsms: HTTP GET with a sendsms-user's credentials."""
+    """smsbox's sendsms: HTTP GET with a sendsms-user's credentials.
+
+    With `dlr_url` (our /sms/kannel/dlr as smsbox reaches it) each message asks for every delivery
+    report; smsbox calls `dlr_url?ref=<ref>&status=<bit>&secret=<secret>`.
+    """
 
     name = "kannel"
 
     def __init__(self, url: str, username: str, password: str, sender: str = "2112", smsc: str | None = None,
-                 flash: bool = True, timeout_s: float = 10.0):
+                 flash: bool = True, timeout_s: float = 10.0, dlr_url: str | None = None,
+                 dlr_secret: str | None = None):
         self.url, self.username, self.password = url, username, password
         self.sender, self.smsc, self.flash, self.timeout_s = sender, smsc, flash, timeout_s
+        self.dlr_url, self.dlr_secret = dlr_url, dlr_secret
         self._seen = _SeenKeys()
+
+    def delivery_report_url(self, message: Outgoing) -> str:
+        # smsbox fills in %d (the report's bit); %-escapes of our own would be read as its codes, so
+        # the ref is hex and the secret goes as is (transport_from_env allows URL-safe ones only).
+        sep = "&" if "?" in self.dlr_url else "?"
+        url = f"{self.dlr_url}{sep}ref={message.ref}&status=%d"
+        return f"{url}&secret={self.dlr_secret}" if self.dlr_secret else url
 
     def query(self, message: Outgoing, text: str) -> dict:
         params = {
@@ -135,6 +158,9 @@ class KannelTransport:
             params["mclass"] = "0"
         if self.smsc:
             params["smsc"] = self.smsc
+        if self.dlr_url:
+            params["dlr-mask"] = str(DLR_MASK)
+            params["dlr-url"] = self.delivery_report_url(message)
         return params
 
     def send(self, message: Outgoing, text: str) -> None:
@@ -186,6 +212,9 @@ class TwilioTransport:
         log.info("twilio accepted %s for %s as %s", message.ref, mask(message.msisdn), sent.sid)
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
+
+
 def _need(env, name: str) -> str:
     value = env.get(name)
     if not value:
@@ -201,10 +230,21 @@ def transport_from_env(env=None):
     if kind == "log":
         return LogTransport()
     if kind == "kannel":
+        dlr_url = env.get("SELFCARE_KANNEL_DLR_URL") or None
+        dlr_secret = None
+        if dlr_url:
+            # The endpoint refuses reports without the secret: asking for them without it is a mistake.
+            dlr_secret = env.get("SELFCARE_KANNEL_SECRET")
+            if not dlr_secret:
+                raise ConfigError("SELFCARE_KANNEL_SECRET must be set with SELFCARE_KANNEL_DLR_URL")
+            if not _URL_SAFE.fullmatch(dlr_secret):
+                raise ConfigError("SELFCARE_KANNEL_SECRET must be letters, digits and . _ ~ - only when it "
+                                  "goes into SELFCARE_KANNEL_DLR_URL (smsbox reads % as its own codes)")
         return KannelTransport(
             _need(env, "SELFCARE_KANNEL_SENDSMS_URL"), _need(env, "SELFCARE_KANNEL_USERNAME"),
             _need(env, "SELFCARE_KANNEL_PASSWORD"), sender=sender, smsc=env.get("SELFCARE_KANNEL_SMSC") or None,
             flash=env.get("SELFCARE_SMS_FLASH", "1") != "0", timeout_s=timeout_s,
+            dlr_url=dlr_url, dlr_secret=dlr_secret,
         )
     if kind == "twilio":
         return TwilioTransport(
