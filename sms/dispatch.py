@@ -194,7 +194,7 @@ class TwilioTransport:
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_s))
         if base_url:
             self.client.api.base_url = base_url.rstrip("/")
-        self.from_ = from_
+        self.from_, self.timeout_s = from_, timeout_s
         self._seen = _SeenKeys()
 
     def send(self, message: Outgoing, text: str) -> None:

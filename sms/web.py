@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from billing import outbox
-from billing.msisdn import mask
+from billing.msisdn import mask, mask_numbers
 
 from .commands import SHORT_NUMBERS, parse, short_number_of
 from .dispatch import DLR_STATUS
@@ -144,7 +144,7 @@ def kannel_delivery_report(core, settings):
     with core.uow() as uow:
         known = outbox.record_delivery(uow, ref, status)
     if not known:
-        log.warning("kannel delivery report for unknown message %s", ref[:40])
+        log.warning("kannel delivery report for unknown message %s", mask_numbers(ref[:40]))
         return Response("unknown message\n", status=404, content_type=PLAIN_UTF8)
     log.info("kannel delivery report for %s: %s", ref, status)
     return Response("ok\n", status=200, content_type=PLAIN_UTF8)

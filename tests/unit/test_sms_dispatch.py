@@ -77,7 +77,8 @@ def test_outbox_templates_render_in_each_language():
 
 def test_the_twilio_transport_posts_to_the_configured_api_and_marks_the_message_sent(core, fake_api):
     topped_up(core)
-    transport = TwilioTransport("AC" + "0" * 32, "token", "+15005550006", base_url=fake_api)
+    transport = TwilioTransport("AC" + "0" * 32, "token", "+15005550006", base_url=fake_api, timeout_s=7)
+    assert transport.timeout_s == 7  # the dispatcher's lease follows it
 
     assert Dispatcher(transport, TEXTS).run(core) == 1
 
