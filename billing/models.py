@@ -1,6 +1,7 @@
 """Tables of the billing core (SQLAlchemy 2). Money columns hold integer units of 0.0001 AZN."""
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 
 from sqlalchemy import (
@@ -107,15 +108,33 @@ class AccessGrant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+def message_ref(key: str) -> str:
+    """The reference an outbox message goes out under: a digest of its key, which may hold a
+    request id or a number that must not leave the system."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def _ref_default(context) -> str:
+    return message_ref(context.get_current_parameters()["key"])
+
+
 class OutboxMessage(Base):
     """A notification written in the same transaction as the change it reports.
 
     Billing stores the template and its parameters; the channel renders the text in the
     subscriber's language when it delivers.
+
+    Claim -> send -> acknowledge (billing/outbox.py, migration 0003): a claim sets `claim_token`
+    and moves `next_attempt_at` to the end of its lease, so an unacknowledged message is due again
+    only when the lease runs out. `ref` is what leaves the system instead of the key (a digest: no
+    number or request id in it); `delivery_status` is the most telling report the far side sent.
     """
 
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "sent_at", "next_attempt_at"),
+        Index("ix_outbox_ref", "ref", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(220), unique=True)
@@ -128,6 +147,10 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ref: Mapped[str | None] = mapped_column(String(32), nullable=True, default=_ref_default)
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    delivery_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 # --- Internet packs and Nar/SOS credit (issue 5, migration 0002) ------------------------------

@@ -42,3 +42,12 @@ def mask(msisdn: str) -> str:
     if not msisdn or len(msisdn) < 8:
         return "***"
     return msisdn[:6] + "***" + msisdn[-4:]
+
+
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])\+?\d{7,}(?![0-9A-Za-z])")
+
+
+def mask_numbers(text: str) -> str:
+    """For logs of free text (a gateway's error, a rendered message): every number of seven or more
+    digits keeps only its last four (digits inside a word, such as a hex reference, stay)."""
+    return _DIGIT_RUN.sub(lambda found: "***" + found.group()[-4:], str(text))

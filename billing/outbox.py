@@ -1,19 +1,34 @@
 """Transactional outbox: notifications are written with the change they report, and a dispatcher
-delivers them later, at least once; the transport de-duplicates on the message key.
+delivers them later: claim -> send -> acknowledge, each step apart.
+
+- Claim: one short transaction takes up to `batch` due messages, stamps them with a token and moves
+  their next attempt to the end of a lease. On PostgreSQL the rows are picked `FOR UPDATE SKIP
+  LOCKED`, so two workers take different rows without waiting for each other; on SQLite one writer
+  runs at a time, so the same UPDATE is atomic by itself.
+- Send: outside any transaction, so a slow or hanging transport holds no lock and delays no charge.
+- Acknowledge: one short transaction per message marks it sent, or failed with a back-off.
+
+A message is handed to the transport only while at least the transport's timeout plus a margin is
+left of its lease: no other worker can claim it while it is in flight. If the process dies after
+handing one over and before acknowledging it, that message is due again when its lease runs out
+and goes out a second time (at least once); the ones claimed behind it were never handed over, so
+they go out for the first time. Transports pass `Outgoing.ref` on (a digest of the key) so the far
+side can report deliveries (`record_delivery`) and, where it can, drop a twin.
 """
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .ledger import account_value
-from .models import OutboxMessage, Subscriber
-from .msisdn import mask
+from .models import OutboxMessage, Subscriber, message_ref
+from .msisdn import mask, mask_numbers
 
 log = logging.getLogger("billing.outbox")
 
@@ -25,6 +40,7 @@ def enqueue(uow, line: Subscriber, template: str, params: dict, key: str) -> Non
     uow.session.add(
         OutboxMessage(
             key=key,
+            ref=message_ref(key),
             msisdn=line.msisdn,
             language=line.language,
             template=template,
@@ -59,47 +75,167 @@ class Outgoing:
     template: str
     params: dict
 
+    @property
+    def ref(self) -> str:
+        """What the message is called outside: in a transport's request, in log lines."""
+        return message_ref(self.key)
+
 
 class Transport(Protocol):
     def send(self, message: Outgoing, text: str) -> None: ...
+
+
+ref_of = message_ref
+
+CLAIM_BATCH = 10
+LEASE_MARGIN = timedelta(seconds=30)  # clock skew between workers, an acknowledgement kept waiting
+MIN_LEASE = timedelta(minutes=2)
+
+_OUTBOX = OutboxMessage.__table__
+
+
+def lease_for(send_timeout_s: float) -> tuple[timedelta, timedelta]:
+    """(lease, budget): a claim lasts `lease`; a message is handed over only while `budget` (the
+    transport's timeout plus the margin) is left of it. With a 10 s timeout: 2 min and 40 s."""
+    budget = timedelta(seconds=send_timeout_s) + LEASE_MARGIN
+    return max(MIN_LEASE, 3 * budget), budget
 
 
 def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(3600, 5 * 2 ** attempts))
 
 
-def dispatch_pending(core, transport: Transport, render: Callable[[Outgoing], str], limit: int = 100) -> int:
-    """Deliver up to `limit` due messages; returns how many were sent.
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    token: str
+    lease_until: datetime
+    attempts: int
+    message: Outgoing
 
-    A message is marked sent only after the transport accepted it, so a crash in between sends
-    it again (at least once); transports pass the key along (Kannel's id, a log line) so the
-    far side can drop the twin.
-    """
-    sent = 0
+
+def claim_due(core, batch: int, lease: timedelta) -> list[Claimed]:
+    """Take up to `batch` due messages for this caller until `now + lease` (one short transaction)."""
+    token = uuid.uuid4().hex
     with core.uow() as uow:
         now = uow.clock.now()
-        due = uow.session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now,
-                   OutboxMessage.attempts < MAX_ATTEMPTS)
-            .order_by(OutboxMessage.id)
-            .limit(limit)
+        until = now + lease
+        due = (
+            select(_OUTBOX.c.id)
+            .where(_OUTBOX.c.sent_at.is_(None), _OUTBOX.c.next_attempt_at <= now,
+                   _OUTBOX.c.attempts < MAX_ATTEMPTS)
+            .order_by(_OUTBOX.c.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has no such clause and needs none
+        )
+        rows = uow.connection().execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(due))
+            .values(claim_token=token, next_attempt_at=until, attempts=_OUTBOX.c.attempts + 1)
+            .returning(_OUTBOX.c.id, _OUTBOX.c.key, _OUTBOX.c.msisdn, _OUTBOX.c.language,
+                       _OUTBOX.c.template, _OUTBOX.c.params, _OUTBOX.c.attempts)
         ).all()
-        for row in due:
-            message = Outgoing(row.key, row.msisdn, row.language, row.template, json.loads(row.params))
-            row.attempts += 1
+        uow.commit()
+    return sorted(
+        (Claimed(r.id, token, until, r.attempts,
+                 Outgoing(r.key, r.msisdn, r.language, r.template, json.loads(r.params))) for r in rows),
+        key=lambda c: c.id,
+    )
+
+
+def _ours(claimed: Claimed):
+    return (_OUTBOX.c.id == claimed.id, _OUTBOX.c.claim_token == claimed.token, _OUTBOX.c.sent_at.is_(None))
+
+
+def acknowledge_sent(core, claimed: Claimed) -> None:
+    # Sent is a fact whoever holds the claim now: no token condition.
+    with core.uow() as uow:
+        uow.connection().execute(
+            update(_OUTBOX).where(_OUTBOX.c.id == claimed.id, _OUTBOX.c.sent_at.is_(None))
+            .values(sent_at=uow.clock.now(), claim_token=None)
+        )
+        uow.commit()
+
+
+def acknowledge_failed(core, claimed: Claimed, error: str) -> None:
+    with core.uow() as uow:
+        now = uow.clock.now()
+        uow.connection().execute(
+            update(_OUTBOX).where(*_ours(claimed))
+            .values(claim_token=None, last_error=error[:500], next_attempt_at=now + _backoff(claimed.attempts))
+        )
+        uow.commit()
+
+
+def release(core, claims: list[Claimed]) -> None:
+    """Give back claims never handed to the transport: due at once, the attempt not counted."""
+    if not claims:
+        return
+    token = claims[0].token
+    with core.uow() as uow:
+        uow.connection().execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_([c.id for c in claims]), _OUTBOX.c.claim_token == token,
+                   _OUTBOX.c.sent_at.is_(None))
+            .values(claim_token=None, next_attempt_at=uow.clock.now(), attempts=_OUTBOX.c.attempts - 1)
+        )
+        uow.commit()
+
+
+def dispatch_pending(core, transport: Transport, render: Callable[[Outgoing], str], limit: int = 100,
+                     batch: int = CLAIM_BATCH, send_timeout_s: float = 10.0) -> int:
+    """Deliver up to `limit` due messages, `batch` claimed at a time; returns how many were sent.
+
+    `send_timeout_s` is the longest the transport takes to accept or fail; the lease follows it.
+    """
+    lease, budget = lease_for(send_timeout_s)
+    sent = handled = 0
+    while handled < limit:
+        claims = claim_due(core, min(batch, limit - handled), lease)
+        if not claims:
+            break
+        handled += len(claims)
+        for index, claimed in enumerate(claims):
+            if core.clock.now() + budget > claimed.lease_until:
+                # The transport is slow today: what is left of the lease would not cover one more send.
+                release(core, claims[index:])
+                log.warning("outbox: transport slow, %d claimed messages given back", len(claims) - index)
+                return sent
+            message = claimed.message
             try:
                 transport.send(message, render(message))
             except Exception as exc:  # any transport failure: retry later, never lose the message
-                row.last_error = str(exc)[:500]
-                row.next_attempt_at = now + _backoff(row.attempts)
-                log.warning("outbox %s to %s failed (attempt %d): %s", row.key, mask(row.msisdn), row.attempts, exc)
+                error = mask_numbers(str(exc))
+                acknowledge_failed(core, claimed, error)
+                log.warning("outbox %s to %s failed (attempt %d): %s", message.ref, mask(message.msisdn),
+                            claimed.attempts, error)
                 continue
-            row.sent_at = now
+            acknowledge_sent(core, claimed)
             sent += 1
-            log.info("outbox %s sent to %s", row.template, mask(row.msisdn))
-        uow.commit()
+            log.info("outbox %s %s sent to %s", message.ref, message.template, mask(message.msisdn))
     return sent
+
+
+DELIVERY_STATES = ("accepted", "buffered", "delivered", "undelivered", "rejected")
+# A report never gives way to a less telling one (reports of one message can arrive out of order,
+# one per part of a long message): the far network's acceptance or buffering < delivery to the
+# handset < a failure of the handset or of the far network (one failed part fails the message).
+_DELIVERY_RANK = {"accepted": 1, "buffered": 1, "delivered": 2, "undelivered": 3, "rejected": 3}
+
+
+def record_delivery(uow, ref: str, status: str) -> bool:
+    """A delivery report for the message sent as `ref`; False when no message goes by that name."""
+    if status not in _DELIVERY_RANK:
+        raise ValueError(f"delivery status must be one of {', '.join(DELIVERY_STATES)}, not {status!r}")
+    row = uow.session.scalars(select(OutboxMessage).where(OutboxMessage.ref == ref).with_for_update()).first()
+    if row is None:
+        uow.rollback()
+        return False
+    if _DELIVERY_RANK[status] >= _DELIVERY_RANK.get(row.delivery_status, 0):
+        row.delivery_status = status
+        row.delivery_at = uow.clock.now()
+    uow.commit()
+    return True
 
 
 def pending(uow) -> list[OutboxMessage]:

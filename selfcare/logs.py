@@ -1,20 +1,16 @@
 """Log output with no personal number in it, whatever a log call or a traceback carries.
 
 Services mask the numbers they log (billing.msisdn.mask), but an exception's message, an AGI
-environment line or an idempotency key can carry one too; the formatter masks every Azerbaijani
-number in the finished line, traceback included, the same way: `+99450***4567`, `050***4567`.
+environment line or an idempotency key can carry one too; the formatter runs the finished line,
+traceback included, through billing.msisdn.mask_numbers.
 """
 from __future__ import annotations
 
 import logging
-import re
+
+from billing.msisdn import mask_numbers
 
 FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
-_NUMBER = re.compile(r"(?<![\d*])((?:\+?994|0)\d{2})\d{3}(\d{4})(?!\d)")
-
-
-def mask_numbers(text: str) -> str:
-    return _NUMBER.sub(r"\1***\2", text)
 
 
 class MaskingFormatter(logging.Formatter):

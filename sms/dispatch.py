@@ -1,9 +1,12 @@
 """Outbound SMS: drains billing's outbox through Kannel's sendsms, Twilio's REST API or the log.
 
-`dispatch_outbox(core)` is the worker job. Delivery is at least once (billing marks a message sent
-only after the transport accepted it) and each transport drops a twin it already accepted in this
-process (same outbox key), so a crash between "accepted" and "marked sent" does not double-send
-within a process; across restarts the key goes to the far side (Kannel's dlr-url / Twilio's log).
+`dispatch_outbox(core)` is the worker job. Billing claims due messages in a short transaction, the
+transport sends outside any transaction, and billing then marks each sent or failed (claim -> send
+-> acknowledge, billing/outbox.py): at least once, and a crash resends only the message in flight.
+Each transport also drops a twin it already accepted in this process (same outbox key). What goes
+outward is the message's `ref` (a digest of the key), never the key: Kannel gets it in the
+`dlr-url` and reports deliveries to /sms/kannel/dlr; Twilio has no idempotency key, so a crash
+between Twilio's accept and our acknowledgement sends that one message twice.
 
 Environment (docs/operations.md):
   SELFCARE_SMS_TRANSPORT        log (default) | kannel | twilio
@@ -12,14 +15,17 @@ Environment (docs/operations.md):
   SELFCARE_KANNEL_SENDSMS_URL   e.g. http://127.0.0.1:13013/cgi-bin/sendsms
   SELFCARE_KANNEL_USERNAME, SELFCARE_KANNEL_PASSWORD   a sendsms-user of smsbox
   SELFCARE_KANNEL_SMSC          optional smsc-id to route through
+  SELFCARE_KANNEL_DLR_URL       optional: our /sms/kannel/dlr as smsbox reaches it; set, every
+                                message asks for delivery reports (needs SELFCARE_KANNEL_SECRET)
   SELFCARE_TWILIO_ACCOUNT_SID, SELFCARE_TWILIO_AUTH_TOKEN, SELFCARE_TWILIO_FROM
   SELFCARE_TWILIO_API_URL       optional base URL instead of https://api.twilio.com
-  SELFCARE_SMS_TIMEOUT_S        transport timeout in seconds (default 10)
+  SELFCARE_SMS_TIMEOUT_S        transport timeout in seconds (default 10); the claim lease follows it
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,7 +33,7 @@ from collections import OrderedDict
 from threading import Lock
 
 import texts
-from billing.msisdn import mask
+from billing.msisdn import mask, mask_numbers
 from billing.outbox import Outgoing, dispatch_pending
 from texts import notifications
 from texts.encoding import is_gsm7
@@ -71,6 +77,7 @@ class _SeenKeys:
 
 class LogTransport:
     name = "log"
+    timeout_s = 1.0
 
     def __init__(self):
         self.sent: list[tuple[str, str]] = []
@@ -79,21 +86,41 @@ class LogTransport:
     def send(self, message: Outgoing, text: str) -> None:
         if self._seen.seen(message.key):
             return
-        log.info("sms %s to %s: %s", message.key, mask(message.msisdn), text)
+        # A text may name another line (a friend's credit): numbers masked in the log as well.
+        log.info("sms %s to %s: %s", message.ref, mask(message.msisdn), mask_numbers(text))
         self.sent.append((message.msisdn, text))
         self._seen.add(message.key)
 
 
+# Kannel's dlr-mask bits: 1 delivered to the phone, 2 not delivered to the phone, 4 buffered at the
+# SMSC, 8 accepted by the SMSC, 16 rejected by the SMSC. We ask for all of them.
+DLR_MASK = 31
+DLR_STATUS = {1: "delivered", 2: "undelivered", 4: "buffered", 8: "accepted", 16: "rejected"}
+
+
 class KannelTransport:
-    """smsbox's sendsms: HTTP GET with a sendsms-user's credentials."""
+    """smsbox's sendsms: HTTP GET with a sendsms-user's credentials.
+
+    With `dlr_url` (our /sms/kannel/dlr as smsbox reaches it) each message asks for every delivery
+    report; smsbox calls `dlr_url?ref=<ref>&status=<bit>&secret=<secret>`.
+    """
 
     name = "kannel"
 
     def __init__(self, url: str, username: str, password: str, sender: str = "2112", smsc: str | None = None,
-                 flash: bool = True, timeout_s: float = 10.0):
+                 flash: bool = True, timeout_s: float = 10.0, dlr_url: str | None = None,
+                 dlr_secret: str | None = None):
         self.url, self.username, self.password = url, username, password
         self.sender, self.smsc, self.flash, self.timeout_s = sender, smsc, flash, timeout_s
+        self.dlr_url, self.dlr_secret = dlr_url, dlr_secret
         self._seen = _SeenKeys()
+
+    def delivery_report_url(self, message: Outgoing) -> str:
+        # smsbox fills in %d (the report's bit); %-escapes of our own would be read as its codes, so
+        # the ref is hex and the secret goes as is (transport_from_env allows URL-safe ones only).
+        sep = "&" if "?" in self.dlr_url else "?"
+        url = f"{self.dlr_url}{sep}ref={message.ref}&status=%d"
+        return f"{url}&secret={self.dlr_secret}" if self.dlr_secret else url
 
     def query(self, message: Outgoing, text: str) -> dict:
         params = {
@@ -107,6 +134,9 @@ class KannelTransport:
             params["mclass"] = "0"
         if self.smsc:
             params["smsc"] = self.smsc
+        if self.dlr_url:
+            params["dlr-mask"] = str(DLR_MASK)
+            params["dlr-url"] = self.delivery_report_url(message)
         return params
 
     def send(self, message: Outgoing, text: str) -> None:
@@ -124,7 +154,7 @@ class KannelTransport:
         if not 200 <= status < 300:
             raise TransportError(f"kannel sendsms answered {status}: {body[:200]}")
         self._seen.add(message.key)
-        log.info("kannel accepted %s for %s: %s", message.key, mask(message.msisdn), body)
+        log.info("kannel accepted %s for %s: %s", message.ref, mask(message.msisdn), mask_numbers(body))
 
 
 class TwilioTransport:
@@ -140,7 +170,7 @@ class TwilioTransport:
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_s))
         if base_url:
             self.client.api.base_url = base_url.rstrip("/")
-        self.from_ = from_
+        self.from_, self.timeout_s = from_, timeout_s
         self._seen = _SeenKeys()
 
     def send(self, message: Outgoing, text: str) -> None:
@@ -151,11 +181,14 @@ class TwilioTransport:
         try:
             sent = self.client.messages.create(to=message.msisdn, from_=self.from_, body=text)
         except TwilioException as exc:
-            raise TransportError(f"twilio refused {message.key}: {exc}") from None
+            raise TransportError(f"twilio refused {message.ref}: {exc}") from None
         except OSError as exc:
             raise TransportError(f"twilio unreachable: {exc}") from None
         self._seen.add(message.key)
-        log.info("twilio accepted %s for %s as %s", message.key, mask(message.msisdn), sent.sid)
+        log.info("twilio accepted %s for %s as %s", message.ref, mask(message.msisdn), sent.sid)
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 def _need(env, name: str) -> str:
@@ -173,10 +206,21 @@ def transport_from_env(env=None):
     if kind == "log":
         return LogTransport()
     if kind == "kannel":
+        dlr_url = env.get("SELFCARE_KANNEL_DLR_URL") or None
+        dlr_secret = None
+        if dlr_url:
+            # The endpoint refuses reports without the secret: asking for them without it is a mistake.
+            dlr_secret = env.get("SELFCARE_KANNEL_SECRET")
+            if not dlr_secret:
+                raise ConfigError("SELFCARE_KANNEL_SECRET must be set with SELFCARE_KANNEL_DLR_URL")
+            if not _URL_SAFE.fullmatch(dlr_secret):
+                raise ConfigError("SELFCARE_KANNEL_SECRET must be letters, digits and . _ ~ - only when it "
+                                  "goes into SELFCARE_KANNEL_DLR_URL (smsbox reads % as its own codes)")
         return KannelTransport(
             _need(env, "SELFCARE_KANNEL_SENDSMS_URL"), _need(env, "SELFCARE_KANNEL_USERNAME"),
             _need(env, "SELFCARE_KANNEL_PASSWORD"), sender=sender, smsc=env.get("SELFCARE_KANNEL_SMSC") or None,
             flash=env.get("SELFCARE_SMS_FLASH", "1") != "0", timeout_s=timeout_s,
+            dlr_url=dlr_url, dlr_secret=dlr_secret,
         )
     if kind == "twilio":
         return TwilioTransport(
@@ -198,7 +242,8 @@ class Dispatcher:
         return notifications.render(self.catalogue, message, core.tariffs, core.offers)
 
     def run(self, core, limit: int = 100) -> int:
-        return dispatch_pending(core, self.transport, lambda m: self.render(core, m), limit=limit)
+        return dispatch_pending(core, self.transport, lambda m: self.render(core, m), limit=limit,
+                                send_timeout_s=getattr(self.transport, "timeout_s", 10.0))
 
 
 _dispatchers: dict[int, Dispatcher] = {}

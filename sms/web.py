@@ -1,7 +1,9 @@
-"""The SMS endpoints: Twilio's signed webhook and Kannel's sms-service get-url.
+"""The SMS endpoints: Twilio's signed webhook, Kannel's sms-service get-url and Kannel's
+delivery reports.
 
-Both are thin: check who is calling, pull (sender, short number, text, message id) out of the
-request, call `handle_sms`, and wrap the reply the way that gateway wants it.
+The first two are thin: check who is calling, pull (sender, short number, text, message id) out of
+the request, call `handle_sms`, and wrap the reply the way that gateway wants it. The third records
+what Kannel reports about a message we sent (`dlr-url`, see sms/dispatch.py).
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from flask import Response, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from billing.msisdn import mask
+from billing import outbox
+from billing.msisdn import mask, mask_numbers
 
 from .commands import SHORT_NUMBERS, parse, short_number_of
+from .dispatch import DLR_STATUS
 from .service import Reply, handle_sms, sms_service
 
 log = logging.getLogger("sms.web")
@@ -125,6 +129,27 @@ def kannel_sms_service(core, settings):
     return kannel_response(reply)
 
 
+def kannel_delivery_report(core, settings):
+    """`GET /sms/kannel/dlr?ref=<ref>&status=<bit>&secret=...`: smsbox reports on a message we sent."""
+    if not kannel_caller_ok(settings, request):
+        log.warning("kannel delivery report from %s refused: secret or address not allowed", request.remote_addr)
+        return Response("forbidden\n", status=403, content_type=PLAIN_UTF8)
+    ref = request.values.get("ref", "").strip()
+    try:
+        status = DLR_STATUS[int(request.values.get("status", ""))]
+    except (KeyError, ValueError):
+        return Response("status must be 1, 2, 4, 8 or 16\n", status=400, content_type=PLAIN_UTF8)
+    if not ref:
+        return Response("ref is required\n", status=400, content_type=PLAIN_UTF8)
+    with core.uow() as uow:
+        known = outbox.record_delivery(uow, ref, status)
+    if not known:
+        log.warning("kannel delivery report for unknown message %s", mask_numbers(ref[:40]))
+        return Response("unknown message\n", status=404, content_type=PLAIN_UTF8)
+    log.info("kannel delivery report for %s: %s", ref, status)
+    return Response("ok\n", status=200, content_type=PLAIN_UTF8)
+
+
 # -- shared -----------------------------------------------------------------------------------
 
 def _handle(core, sender: str, to: str, text: str, key: str) -> Reply:
@@ -140,3 +165,5 @@ def register(app, core, settings) -> None:
     sms_service(core)
     app.add_url_rule("/sms/twilio", "sms_twilio", lambda: twilio_webhook(core, settings), methods=["POST"])
     app.add_url_rule("/sms/kannel", "sms_kannel", lambda: kannel_sms_service(core, settings), methods=["GET", "POST"])
+    app.add_url_rule("/sms/kannel/dlr", "sms_kannel_dlr", lambda: kannel_delivery_report(core, settings),
+                     methods=["GET", "POST"])

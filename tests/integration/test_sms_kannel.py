@@ -139,3 +139,44 @@ def test_a_balance_notification_goes_out_through_sendsms_as_flash(kannel_world):
     assert mt.text == "Баланс изменился на +5.00 AZN. Новый баланс: 6.00 AZN."
     assert peer.sent_flags("+994501110005")[-1] == ("0", "2")
     assert Dispatcher(transport).run(core) == 0  # marked sent: never twice
+
+
+def test_a_notification_asks_for_delivery_reports_and_kannel_s_reports_are_recorded(kannel_world):
+    """Kannel's fake SMSC acknowledges every MT and calls it delivered: bearerbox reports 8 (accepted
+    by the SMSC) and then 1 (delivered), and smsbox passes both to our dlr-url."""
+    import threading
+    import time
+
+    from sqlalchemy import select
+
+    from billing.models import OutboxMessage
+    from tests.integration.conftest import KANNEL_SECRET
+
+    core, peer = kannel_world.core, kannel_world.peer
+    add_prepaid(core, "+994501110006", "1.00", "en")
+    with core.uow() as uow:
+        services.topup(uow, "+994501110006", Decimal("5.00"), key="test:topup:+994501110006")
+    transport = KannelTransport(peer.sendsms_url, peer.sendsms_user, peer.sendsms_password, sender="2112",
+                                dlr_url=f"http://127.0.0.1:{kannel_world.app.port}/sms/kannel/dlr",
+                                dlr_secret=KANNEL_SECRET)
+
+    assert Dispatcher(transport).run(core) >= 1
+    mt = peer.expect("+994501110006")
+    assert mt.text == "Your balance changed by +5.00 AZN. New balance: 6.00 AZN."
+
+    def message():
+        with core.uow() as uow:
+            return uow.session.scalars(select(OutboxMessage).where(OutboxMessage.msisdn == "+994501110006")).one()
+
+    deadline, tick = time.monotonic() + 15, threading.Event()
+    while message().delivery_status != "delivered" and time.monotonic() < deadline:
+        tick.wait(0.05)  # the reports arrive over HTTP from smsbox; nothing to block on but the row
+    row = message()
+    assert row.sent_at is not None and row.delivery_status == "delivered"
+    ours = [line for line in peer.access_log().splitlines() if "[to:+994501110006]" in line]
+    flags = [(line.split(" ", 3)[2], line.split("[flags:", 1)[1].split("]", 1)[0].rsplit(":", 1)[1]) for line in ours]
+    assert ("Sent", "31") in flags  # asked for every report (dlr-mask 31)
+    assert ("Receive", "8") in flags and ("Receive", "1") in flags  # the SMSC's ack, then delivery
+    # What Kannel saw and wrote down names the message by its ref, never by its key.
+    kannel_wrote = "".join(p.read_text("utf-8", "replace") for p in peer.work.glob("*.log"))
+    assert row.key not in kannel_wrote and "test:topup" not in kannel_wrote

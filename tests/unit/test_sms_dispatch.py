@@ -76,7 +76,8 @@ def test_outbox_templates_render_in_each_language(core):
 
 def test_the_twilio_transport_posts_to_the_configured_api_and_marks_the_message_sent(core, fake_api):
     topped_up(core)
-    transport = TwilioTransport("AC" + "0" * 32, "token", "+15005550006", base_url=fake_api)
+    transport = TwilioTransport("AC" + "0" * 32, "token", "+15005550006", base_url=fake_api, timeout_s=7)
+    assert transport.timeout_s == 7  # the dispatcher's lease follows it
 
     assert Dispatcher(transport).run(core) == 1
 
@@ -132,3 +133,28 @@ def test_pack_and_credit_notifications_render_from_the_one_catalogue(core):
     message = Outgoing("k:notify", "+994501234567", "en", "credit-from-friend", {"amount": "1.0000", "friend": "+994502223344"})
     assert Dispatcher(LogTransport()).render(core, message) == (
         "0502223344 sent you 1.00 AZN of credit.")
+def test_kannel_asks_for_every_delivery_report_under_the_ref_and_never_the_key():
+    key = "demo:topup:+994501234567:notify"  # keys may hold a number or a request id
+    message = Outgoing(key, PRE, "en", "bill-issued", {})
+    plain = KannelTransport("http://127.0.0.1:1/cgi-bin/sendsms", "u", "p").query(message, "Your bill")
+    assert "dlr-url" not in plain and "dlr-mask" not in plain  # no DLR URL set: nothing asked
+
+    transport = KannelTransport("http://127.0.0.1:1/cgi-bin/sendsms", "u", "p",
+                                dlr_url="http://127.0.0.1:8080/sms/kannel/dlr", dlr_secret="s3cret")
+    query = transport.query(message, "Your bill")
+    assert query["dlr-mask"] == "31"
+    assert query["dlr-url"] == f"http://127.0.0.1:8080/sms/kannel/dlr?ref={message.ref}&status=%d&secret=s3cret"
+    assert key not in query["dlr-url"] and "501234567" not in query["dlr-url"]
+
+
+def test_a_dlr_url_from_the_environment_needs_a_url_safe_kannel_secret():
+    env = {"SELFCARE_SMS_TRANSPORT": "kannel", "SELFCARE_KANNEL_SENDSMS_URL": "http://127.0.0.1:13013/cgi-bin/sendsms",
+           "SELFCARE_KANNEL_USERNAME": "u", "SELFCARE_KANNEL_PASSWORD": "p"}
+    assert transport_from_env(env).dlr_url is None
+    dlr = {**env, "SELFCARE_KANNEL_DLR_URL": "http://127.0.0.1:8080/sms/kannel/dlr"}
+    with pytest.raises(ConfigError, match="SELFCARE_KANNEL_SECRET"):
+        transport_from_env(dlr)
+    with pytest.raises(ConfigError, match="URL"):
+        transport_from_env({**dlr, "SELFCARE_KANNEL_SECRET": "50%&off"})
+    transport = transport_from_env({**dlr, "SELFCARE_KANNEL_SECRET": "Kannel-Secret_1"})
+    assert (transport.dlr_url, transport.dlr_secret) == (dlr["SELFCARE_KANNEL_DLR_URL"], "Kannel-Secret_1")

@@ -110,3 +110,63 @@ def test_kannel_allow_list_accepts_a_listed_network(core, line):
     client = create_app(core, settings(kannel_allow=("127.0.0.0/8",))).test_client()
     answer = client.get("/sms/kannel", query_string={"from": PRE, "to": "2112", "id": "y", "secret": SECRET})
     assert answer.status_code == 200
+
+
+# -- Kannel's delivery reports (dlr-url of our sendsms requests) --------------------------------
+
+def _sent_notification(core):
+    """A line with a top-up notification waiting; returns the ref it goes out under."""
+    from billing.outbox import pending
+
+    with core.uow() as uow:
+        services.add_subscriber(uow, PRE, "prepaid", balance=Decimal("1.00"), language="az")
+    with core.uow() as uow:
+        services.topup(uow, PRE, Decimal("5.00"), key="topup-dlr")
+    with core.uow() as uow:
+        (row,) = pending(uow)
+        return row.ref
+
+
+def _delivery(core, ref):
+    from billing.models import OutboxMessage
+    from sqlalchemy import select
+
+    with core.uow() as uow:
+        return uow.session.scalars(select(OutboxMessage.delivery_status).where(OutboxMessage.ref == ref)).one()
+
+
+def test_kannel_delivery_reports_are_recorded_on_the_message_they_name(core):
+    ref = _sent_notification(core)
+    client = create_app(core, settings(kannel_allow=("127.0.0.1",))).test_client()
+
+    smsc_ack = client.get("/sms/kannel/dlr", query_string={"ref": ref, "status": "8", "secret": SECRET})
+    assert smsc_ack.status_code == 200 and _delivery(core, ref) == "accepted"
+    delivered = client.post("/sms/kannel/dlr", data={"ref": ref, "status": "1", "secret": SECRET})
+    assert delivered.status_code == 200 and _delivery(core, ref) == "delivered"
+    late_buffered = client.get("/sms/kannel/dlr", query_string={"ref": ref, "status": "4", "secret": SECRET})
+    assert late_buffered.status_code == 200 and _delivery(core, ref) == "delivered"
+
+
+@pytest.mark.parametrize("kw,query,status", [
+    ({}, {"secret": "wrong", "status": "1"}, 403),
+    ({}, {"status": "1"}, 403),
+    ({"kannel_secret": None}, {"secret": "", "status": "1"}, 403),
+    ({"kannel_allow": ("10.0.0.0/8",)}, {"secret": SECRET, "status": "1"}, 403),
+    ({}, {"secret": SECRET, "status": "3"}, 400),
+    ({}, {"secret": SECRET, "status": "%d"}, 400),
+])
+def test_kannel_delivery_reports_need_the_secret_an_allowed_address_and_a_known_status(core, kw, query, status):
+    ref = _sent_notification(core)
+    client = create_app(core, settings(**kw)).test_client()
+    answer = client.get("/sms/kannel/dlr", query_string={"ref": ref, **query})
+    assert answer.status_code == status
+    assert _delivery(core, ref) is None
+
+
+def test_a_delivery_report_for_an_unknown_message_is_404_and_changes_nothing(core):
+    ref = _sent_notification(core)
+    client = create_app(core, settings()).test_client()
+    answer = client.get("/sms/kannel/dlr", query_string={"ref": "0" * 24, "status": "1", "secret": SECRET})
+    missing = client.get("/sms/kannel/dlr", query_string={"status": "1", "secret": SECRET})
+    assert (answer.status_code, missing.status_code) == (404, 400)
+    assert _delivery(core, ref) is None
