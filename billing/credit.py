@@ -155,7 +155,7 @@ def _grant(uow, borrower: Subscriber, beneficiary: Subscriber, kind: str, amount
                        key=f"{op.key}:credit-for-friend-sent")
         outbox.enqueue(uow, beneficiary, "credit-from-friend", {"amount": fmt_exact(amount), "friend": borrower.msisdn},
                        key=f"{op.key}:credit-from-friend")
-    outbox.notify_balance_change(uow, beneficiary, amount, f"credit:{kind}", op.key)
+    outbox.notify_balance_change(uow, beneficiary, op, f"credit:{kind}")
     log.info("%s credit %s AZN (fee %s) for %s to %s; request fee %s", kind, amount, fee, mask(borrower.msisdn),
              mask(beneficiary.msisdn), "deferred" if deferred else "paid")
     return CreditResult(kind, amount, fee, rules.request_fee, deferred, debt)
@@ -272,8 +272,9 @@ def recover_credit_debt(uow, line: Subscriber, op) -> None:
     for kind, units in repaid.items():
         ledger.post(uow, line, DEBT_ACCOUNT[kind], -from_units(units), op, "credit:repay")
     ledger.post(uow, line, "balance", -from_units(taken), op, "credit:repay")
-    outbox.enqueue(uow, line, "credit-repaid", {
-        "repaid": fmt_exact(from_units(taken)),
-        "debt": fmt_exact(from_units(line.nar_debt_units + line.sos_debt_units))}, key=f"{op.key}:credit-repaid")
+    if not line.notify_balance:  # else the top-up's own balance-change SMS names the repayment
+        outbox.enqueue(uow, line, "credit-repaid", {
+            "repaid": fmt_exact(from_units(taken)),
+            "debt": fmt_exact(from_units(line.nar_debt_units + line.sos_debt_units))}, key=f"{op.key}:credit-repaid")
     log.info("credit debt %s AZN recovered from %s's top-up", from_units(taken), mask(line.msisdn))
 

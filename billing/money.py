@@ -2,11 +2,14 @@
 
 Amounts are `Decimal` with four places (the operator lists 0.0236 AZN) and are stored as integer
 units of 0.0001 AZN, so no float ever touches money. Rounding to qəpik (0.01) happens only for
-display and speech, half up, as subscribers expect from a price list.
+display and speech, and which way depends on whose money it is: money a subscriber holds (a
+balance, an advance) is shown rounded down, so no figure promises money they do not have; money
+they owe (a bill, usage, a credit debt) is shown rounded up, so none is hidden; a price is shown
+half up, as on a price list (the listed prices are whole qəpik anyway).
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from .errors import InvalidAmount
 
@@ -46,6 +49,21 @@ def from_units(units: int) -> Decimal:
 
 def to_qepik(amount: Decimal) -> Decimal:
     return amount.quantize(QEPIK, rounding=ROUND_HALF_UP)
+
+
+def held(amount: Decimal) -> Decimal:
+    """Money the subscriber has, as shown: 0.0164 -> 0.01 (a 0.02 fee is then plainly out of reach)."""
+    return amount.quantize(QEPIK, rounding=ROUND_FLOOR)
+
+
+def owed(amount: Decimal) -> Decimal:
+    """Money the subscriber owes, as shown: 0.0036 -> 0.01, never 0.00."""
+    return amount.quantize(QEPIK, rounding=ROUND_CEILING)
+
+
+def whole_qepik_down(amount: Decimal) -> Decimal:
+    """The part of an amount that is whole qəpik (what a bill can ask for); the rest is carried."""
+    return amount.quantize(QEPIK, rounding=ROUND_FLOOR)
 
 
 def fmt_azn(amount: Decimal) -> str:

@@ -44,7 +44,7 @@ def try_renew(uow, line: Subscriber, sub: PackSubscription, start: datetime, key
     start_period(uow.offers.packs, sub, start)
     sub.renewals += 1
     _notify(uow, line, sub, "pack-renewed", key, price=fmt_exact(pack.price))
-    outbox.notify_balance_change(uow, line, -pack.price, "pack", key)
+    outbox.notify_balance_change(uow, line, op, "pack")
     log.info("pack %s renewed for %s", sub.pack_code, mask(line.msisdn))
     return True
 

@@ -112,7 +112,7 @@ def order_pack(uow, msisdn: str, number: int, key: str) -> PackOrder:
     outbox.enqueue(uow, line, "pack-ordered", {"pack": pack.code, "volume_mb": pack.volume_mb,
                                                 "price": fmt_exact(pack.price), "expires": f"{sub.period_end:%Y-%m-%d}"},
                    key=f"{key}:pack-ordered")
-    outbox.notify_balance_change(uow, line, -pack.price, "pack", key)
+    outbox.notify_balance_change(uow, line, op, "pack")
     uow.commit()
     log.info("pack %s ordered by %s for %s AZN", pack.code, mask(line.msisdn), pack.price)
     return PackOrder(pack, sub.period_end)

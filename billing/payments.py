@@ -39,10 +39,13 @@ def _apply_payment(uow, line: Subscriber, amount: Decimal, op, kind: str) -> Non
     ledger.post(uow, line, "advance", amount - from_units(to_bill), op, kind)
 
 
-def _after_money_landed(uow, line: Subscriber, op) -> None:
-    """What a top-up or a card triggers, in its transaction (seeds 003 and 002): Nar/SOS credit debt
-    is recovered first, so a pack waiting for money is renewed only from what is left."""
+def _after_money_landed(uow, line: Subscriber, op, kind: str) -> None:
+    """What a top-up or a card triggers, in its transaction, in this order (seeds 003, 000, 002):
+    Nar/SOS credit debt is recovered first; the subscriber is told the payment and the debt it
+    repaid, in one message; then a pack waiting for money is renewed from what is left (and says so
+    in its own message, after this one)."""
     credit.recover_credit_debt(uow, line, op)
+    outbox.notify_balance_change(uow, line, op, kind)
     pack_renewal.renew_after_topup(uow, line, op)
 
 
@@ -53,8 +56,7 @@ def topup(uow, msisdn: str, amount, key: str, *, kind: str = "topup") -> TopUp:
     if op is None:
         return TopUp(value, duplicate=True)
     _apply_payment(uow, line, value, op, kind)
-    _after_money_landed(uow, line, op)
-    outbox.notify_balance_change(uow, line, value, kind, key)
+    _after_money_landed(uow, line, op, kind)
     uow.commit()
     log.info("%s %s AZN for %s", kind, value, mask(line.msisdn))
     return TopUp(value)
@@ -118,8 +120,7 @@ def redeem_card(uow, msisdn: str, serial: str, pin: str, key: str) -> TopUp:
     value = from_units(card.value_units)
     op = ledger.open_operation(uow, key, "card", line)
     _apply_payment(uow, line, value, op, "card")
-    _after_money_landed(uow, line, op)
-    outbox.notify_balance_change(uow, line, value, "card", key)
+    _after_money_landed(uow, line, op, "card")
     uow.commit()
     log.info("card %s redeemed by %s", serial, mask(line.msisdn))
     return TopUp(value)

@@ -82,7 +82,7 @@ UNAVAILABLE = "service-unavailable"
 
 
 def prepaid_figures(report, language: str) -> list[str]:
-    prompts = ["your-balance-is", *say_amount(report.balance, language)]
+    prompts = ["your-balance-is", *say_amount(report.shown.balance, language)]
     prompts += ["your-tariff-is", f"tariff-{report.tariff.name}"]
     if report.balance_expires is not None:
         prompts += ["balance-expires-on", *say_date(report.balance_expires, language)]
@@ -93,9 +93,9 @@ def prepaid_figures(report, language: str) -> list[str]:
 
 def postpaid_figures(report, language: str) -> list[str]:
     return [
-        "billed-amount-is", *say_amount(report.billed, language),
-        "current-amount-is", *say_amount(report.current, language),
-        "advance-payment-is", *say_amount(report.advance, language),
+        "billed-amount-is", *say_amount(report.shown.billed, language),
+        "current-amount-is", *say_amount(report.shown.current, language),
+        "advance-payment-is", *say_amount(report.shown.advance, language),
     ]
 
 

@@ -14,6 +14,7 @@ import texts
 from billing import lines, services
 from billing.errors import (BillingError, CreditRefused, FriendRequestExpired, InsufficientBalance, InvalidMsisdn,
                             LineNotActive, NoFriendRequest, NoPacks, UnknownPack, UnknownSubscriber, WrongPlan)
+from billing.money import owed
 from billing.msisdn import mask, normalize
 
 from .codes import Request, parse
@@ -145,7 +146,7 @@ def _dates(uow, msisdn, lang, _arg) -> str:
         r = services.require_served(services.balance_report(uow, msisdn), "2112")
     except WrongPlan:
         return _texts().render("dates-for-prepaid", lang)
-    return _texts().render("dates", lang, balance=r.balance, expires=r.balance_expires, ends=r.subscription_ends)
+    return _texts().render("dates", lang, balance=r.shown.balance, expires=r.balance_expires, ends=r.subscription_ends)
 
 
 def _postpaid_balance(uow, msisdn, lang, _arg) -> str:
@@ -153,8 +154,9 @@ def _postpaid_balance(uow, msisdn, lang, _arg) -> str:
         r = services.require_served(services.balance_report(uow, msisdn), "650")
     except WrongPlan:
         return _texts().render("postpaid-only", lang)
-    return _texts().render("postpaid-balance", lang, billed=r.billed, current=r.current, advance=r.advance,
-                           bill_day=r.bill_day)
+    shown = r.shown
+    return _texts().render("postpaid-balance", lang, billed=shown.billed, current=shown.current,
+                           advance=shown.advance, bill_day=r.bill_day)
 
 
 def _pack_line(state, lang: str) -> str:
@@ -177,7 +179,7 @@ def _pack_status(uow, msisdn, lang, _arg) -> str:
 def _debt(kind: str):
     def read(uow, msisdn, lang, _arg) -> str:
         debt = services.credit_debt(uow, msisdn)
-        return _texts().render(f"{kind}-debt", lang, debt=getattr(debt, kind))
+        return _texts().render(f"{kind}-debt", lang, debt=owed(getattr(debt, kind)))
     return read
 
 
@@ -211,7 +213,7 @@ def _stop_renewal(uow, msisdn, lang, _arg, key) -> str:
 def _granted(result, lang: str, template: str, **extra) -> str:
     if result.duplicate:
         return _texts().render("already-done", lang)
-    figures = {"amount": result.amount, "fee": result.fee, "request_fee": result.request_fee, "debt": result.debt}
+    figures = {"amount": result.amount, "fee": result.fee, "request_fee": result.request_fee, "debt": owed(result.debt)}
     return _texts().render_from(template, lang, {**figures, **extra})
 
 

@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 
 from billing import services
-from billing.money import fmt_azn
 import texts
 from sms.dispatch import Dispatcher, KannelTransport
 
@@ -80,8 +79,8 @@ def test_blank_sms_to_650_reports_billed_current_advance_and_charges_0_0236(kann
 
     after = report(core, "+994551110002")
     assert after.current == Decimal("7.1736")
-    assert mt.text == TEXTS.render("postpaid-balance", "en", billed="25.30", current=fmt_azn(after.current),
-                                   advance="5.00")
+    # 7.1736 owed is shown rounded up: no part of what is owed is hidden
+    assert mt.text == "Billed amount: 25.30 AZN. Current amount: 7.18 AZN. Advance payment: 5.00 AZN."
     assert peer.sent_flags("+994551110002")[-1] == ("0", "0")  # flash, GSM-7
 
 
@@ -136,7 +135,7 @@ def test_a_balance_notification_goes_out_through_sendsms_as_flash(kannel_world):
 
     mt = peer.expect("+994501110005")
     assert sent >= 1
-    assert mt.text == "Баланс изменился на +5.00 AZN. Новый баланс: 6.00 AZN."
+    assert mt.text == "Баланс изменился на +5.00 AZN (пополнение). Новый баланс: 6.00 AZN."
     assert peer.sent_flags("+994501110005")[-1] == ("0", "2")
     assert Dispatcher(transport).run(core) == 0  # marked sent: never twice
 
@@ -162,7 +161,7 @@ def test_a_notification_asks_for_delivery_reports_and_kannel_s_reports_are_recor
 
     assert Dispatcher(transport).run(core) >= 1
     mt = peer.expect("+994501110006")
-    assert mt.text == "Your balance changed by +5.00 AZN. New balance: 6.00 AZN."
+    assert mt.text == "Your balance changed by +5.00 AZN (top-up). New balance: 6.00 AZN."
 
     def message():
         with core.uow() as uow:

@@ -255,7 +255,7 @@ def test_the_gateway_gets_direct_codes_and_bad_requests(core, client):
 def test_every_template_the_scenarios_enqueue_has_a_text(core, clock):
     from tests.unit import packs_credit_scenarios as scenarios
 
-    lead_templates = {"balance-changed", "bill-issued"}
+    lead_templates = {"balance-changed"}  # one template, worded per account
     seen = set()
     for scenario in scenarios.SCENARIOS:
         fresh = core.__class__(f"{core.db_url}-{scenario.__name__}.db", clock=clock)
@@ -268,7 +268,7 @@ def test_every_template_the_scenarios_enqueue_has_a_text(core, clock):
         finally:
             fresh.dispose()
     assert seen - lead_templates <= set(texts.current()["notifications"].entries)
-    assert {"pack-ordered", "pack-renewed", "credit-granted", "credit-repaid", "friend-credit-request"} <= seen
+    assert {"pack-ordered", "pack-renewed", "credit-granted", "topped-up-debt-repaid", "friend-credit-request"} <= seen
 
 
 def test_worker_jobs_take_the_core_and_return_counts(core):
