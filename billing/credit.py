@@ -122,7 +122,13 @@ def nar_option(rules, s: CreditStanding, code: str | None) -> NarOption:
     if option is None:
         raise CreditRefused("unknown-amount", f"no Nar Credit with code {code}")
     if option.amount > s.nar_available:
-        raise CreditRefused("limit", f"{option.amount} AZN is above the {s.nar_available} AZN available")
+        fitting = [o for o in rules.nar if o.amount <= s.nar_available]
+        if not fitting:
+            raise CreditRefused("limit", f"no Nar Credit available (limit {s.nar_limit} AZN reached)")
+        # Not the limit: a smaller amount still fits, and the answer says which.
+        raise CreditRefused("above-available", f"{option.amount} AZN is above the {s.nar_available} AZN available",
+                            asked=option.amount, available=s.nar_available, fitting_amount=fitting[-1].amount,
+                            fitting_code=fitting[-1].code)
     return option
 
 
@@ -220,8 +226,10 @@ def take_sos_credit(uow, msisdn: str, key: str) -> CreditResult:
     check_borrower(uow, borrower)
     s = standing(uow, borrower)
     if not _nar_maxed(rules, s):
+        fitting = [o for o in rules.nar if o.amount <= min(rules.ussd_max, s.nar_available)]
         raise CreditRefused("nar-not-maxed", f"SOS Credit is for lines that reached their Nar limit "
-                                             f"({s.nar_available} AZN of Nar Credit still available)")
+                                             f"({s.nar_available} AZN of Nar Credit still available)",
+                            fitting_amount=fitting[-1].amount)
     if s.sos_owed_principal + rules.sos_amount > rules.sos_max_outstanding:
         raise CreditRefused("sos-limit", f"at most {rules.sos_max_outstanding} AZN of SOS Credit at once")
     op = ledger.open_operation(uow, key, "credit:sos", borrower)

@@ -14,7 +14,7 @@ import texts
 from billing import lines, services
 from billing.errors import (BillingError, CreditRefused, FriendRequestExpired, InsufficientBalance, InvalidMsisdn,
                             LineNotActive, NoFriendRequest, NoPacks, UnknownPack, UnknownSubscriber, WrongPlan)
-from billing.money import owed
+from billing.money import held, owed
 from billing.msisdn import mask, normalize
 
 from .codes import Request, parse
@@ -53,8 +53,8 @@ def answer(core, phone: str, service_code: str, text: str, key: str) -> Reply:
     consumed = 0
     if request.is_menu:
         ctx = _menu_context(core, msisdn, lang, request)
-        if ctx is None:
-            return Reply(_texts().render("friend-none", lang))
+        if isinstance(ctx, str):  # nothing to choose: no request waits, or the friend cannot lend now
+            return Reply(ctx)
         outcome = walk(request.action, inputs, ctx)
         if outcome.kind == "menu":
             return Reply(outcome.text, final=False)
@@ -67,18 +67,19 @@ def answer(core, phone: str, service_code: str, text: str, key: str) -> Reply:
     return Reply(screen.text, final=screen.last)
 
 
-def _menu_context(core, msisdn: str, lang: str, request: Request) -> MenuContext | None:
+def _menu_context(core, msisdn: str, lang: str, request: Request) -> MenuContext | str:
+    """The menu's context, or the answer that ends the session before a menu (a text)."""
     rules = core.offers.packs
     if request.action != "friend-requests":
         return MenuContext(lang, rules.catalogue, rules.validity_days)
     with core.reader() as uow:
         waiting = services.pending_requests(uow, msisdn)
         if not waiting:
-            return None
+            return _texts().render("friend-none", lang)
         try:
             amount = services.available_nar_credit(uow, msisdn)
-        except CreditRefused:
-            amount = core.offers.credit.ussd_max
+        except CreditRefused as refused:  # the friend's own credit cannot cover it: say why, offer nothing
+            return refusal(refused, lang, core.offers.credit)
     first = waiting[0]
     return MenuContext(lang, friend_request=(first.id, first.requester, amount))
 
@@ -138,7 +139,8 @@ def refusal(exc: CreditRefused, lang: str, rules) -> str:
         "first-week": lambda r: {"days": r.first_week_days, "amount": r.first_week_min_topup},
         "sos-limit": lambda r: {"amount": r.sos_max_outstanding},
     }.get(exc.reason, lambda r: {})(rules)
-    return _texts().render(key, lang, **params)
+    figures = {**exc.details, "available": held(exc.details["available"])} if "available" in exc.details else exc.details
+    return _texts().render_from(key, lang, {**params, **figures})
 
 
 def _dates(uow, msisdn, lang, _arg) -> str:

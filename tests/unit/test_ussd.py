@@ -112,7 +112,7 @@ def test_star_700_codes_take_nar_credit_and_star_700_150_shows_the_debt(core, cl
     assert dial(core, "*700#05#").startswith("END 0.50 AZN Nar Credit added. Service fee 0.10 AZN")
     assert dial(core, "*700#01#").startswith("END 1.00 AZN Nar Credit added. Service fee 0.20 AZN")
     assert dial(core, "*700#02#").startswith("END 2.00 AZN Nar Credit added. Service fee 0.40 AZN")
-    assert dial(core, "*700#03#") == "END Your Nar Credit limit is reached. Debt: *700#150#."
+    assert dial(core, "*700#03#") == "END 3.00 AZN is more than the 0.50 AZN of Nar Credit left. For 0.50 AZN dial *700#05#."
     assert dial(core, "*700#07#").startswith("END No such credit amount")
     assert dial(core, "*700#150#") == "END Your Nar Credit debt: 7.80 AZN."
     assert template_names(core).count("credit-granted") == 4
@@ -315,3 +315,25 @@ def test_questions_never_wait_for_the_write_lock(core):
         held_while_answered = asker.is_alive() is False
     asker.join(30)
     assert held_while_answered and answers == ["END Your Nar Credit debt: 0.00 AZN."]
+
+
+def test_every_credit_refusal_says_the_real_reason_and_what_is_still_possible(core, clock):
+    credit_ready_line(core, clock)  # a 3.00 AZN Nar Credit limit
+    assert dial(core, "*700#01#").startswith("END 1.00 AZN Nar Credit added.")
+    assert dial(core, "*700#05#").startswith("END 0.50 AZN Nar Credit added.")
+    # 1.50 left: not "limit reached" (a smaller amount still fits), and SOS agrees with it
+    assert dial(core, "*700#02#") == "END 2.00 AZN is more than the 1.50 AZN of Nar Credit left. For 1.00 AZN dial *700#01#."
+    assert dial(core, "*711#") == ("END SOS Credit is only for lines that reached their Nar Credit limit. "
+                                  "You can still take 1.00 AZN Nar Credit: *700#.")
+    assert dial(core, "*700#").startswith("END 1.00 AZN Nar Credit added.")
+    assert_audit_clean(core)
+
+
+def test_a_friend_whose_own_limit_is_reached_is_told_so_instead_of_offered_credit(core, clock):
+    credit_ready_line(core, clock, FRIEND)
+    open_prepaid(core, PRE, language="en")
+    with core.uow() as uow:
+        services.take_nar_credit(uow, FRIEND, "friend-own", "03")  # the friend's whole 3.00 limit
+    with core.uow() as uow:
+        services.ask_friend_for_credit(uow, PRE, FRIEND, "ask-1")
+    assert ussd_command(core, FRIEND, "*700*1#") == "END Your Nar Credit limit is reached. Debt: *700#150#."
