@@ -163,6 +163,9 @@ def _postpaid_balance(uow, msisdn, lang, _arg) -> str:
 
 def _pack_line(state, lang: str) -> str:
     title = state.pack.title[lang]
+    if state.paused:  # the line may not use it now (seed 002)
+        return _texts().render("pack-state-paused", lang, title=title, remaining=f"{state.remaining_mb:.0f}",
+                               expires=state.expires)
     if state.throttled:
         return _texts().render("pack-state-throttled", lang, title=title, speed=state.speed_kbps, expires=state.expires)
     renew = ("pack-state-awaiting" if state.status == "awaiting-renewal" else

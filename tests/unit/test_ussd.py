@@ -337,3 +337,40 @@ def test_a_friend_whose_own_limit_is_reached_is_told_so_instead_of_offered_credi
     with core.uow() as uow:
         services.ask_friend_for_credit(uow, PRE, FRIEND, "ask-1")
     assert ussd_command(core, FRIEND, "*700*1#") == "END Your Nar Credit limit is reached. Debt: *700#150#."
+
+
+def test_pack_status_on_a_one_way_suspended_postpaid_line_says_it_is_not_used(core):
+    open_postpaid(core, language="en")
+    dial(core, "*100*2#", POST)
+    with core.uow() as uow:
+        services.set_status(uow, POST, "suspended-one-way")
+    assert ussd_command(core, POST, "*100#", "2") == (
+        "END 3 GB: 3072 MB, until December 22, 2026; not usable while the line is suspended, data by tariff")
+
+
+def _renewal_texts(core):
+    import json
+
+    from billing.outbox import Outgoing, pending
+    from texts import notifications
+
+    with core.uow() as uow:
+        waiting = [Outgoing(m.key, m.msisdn, m.language, m.template, json.loads(m.params)) for m in pending(uow)]
+    return [notifications.render(texts.current(), m, core.tariffs, core.offers) for m in waiting
+            if m.template.startswith("pack-renewal")]
+
+
+def test_a_renewal_held_by_a_suspension_says_so_and_one_at_will_asks_for_a_payment(core, clock):
+    open_postpaid(core, language="en")
+    open_prepaid(core, balance="10.00", language="en")
+    dial(core, "*100*1#", POST)
+    dial(core, "*100*1#", PRE)
+    with core.uow() as uow:
+        services.set_status(uow, PRE, "suspended-two-way")
+        services.suspend_at_will(uow, POST)
+    clock.advance(timedelta(days=30))
+    run_pack_renewals(core)
+    assert sorted(_renewal_texts(core)) == [
+        "Your 1 GB pack was not renewed while your line is suspended at your request. Reactivate it and make a payment.",
+        "Your 1 GB pack was not renewed: your line is suspended. It renews if the line is active by March 22, 2027.",
+    ]
