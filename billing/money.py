@@ -9,6 +9,7 @@ half up, as on a price list (the listed prices are whole qəpik anyway).
 """
 from __future__ import annotations
 
+import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from .errors import InvalidAmount
@@ -37,6 +38,20 @@ def parse_amount(text: str | Decimal | int, *, allow_zero: bool = True) -> Decim
     if value > MAX_AMOUNT:
         raise InvalidAmount(f"amount too large: {text}")
     return value.quantize(PLACES)
+
+
+_PAYMENT = re.compile(r"^[0-9]{1,7}(\.[0-9]{1,2})?$")
+
+
+def parse_payment(text: str | Decimal | int) -> Decimal:
+    """A top-up as a person pays it: plain manat with at most 2 places ('5', '12.50'), above zero.
+    '1e3', '0.001' or '1,5' are refused, not guessed at."""
+    shown = f"{text:f}" if isinstance(text, Decimal) else str(text).strip()
+    if isinstance(text, Decimal) and text == text.quantize(QEPIK):
+        shown = f"{text.quantize(QEPIK):f}"
+    if not _PAYMENT.match(shown):
+        raise InvalidAmount(f"not a payment: {text!r} (manat with at most 2 places, e.g. 5 or 12.50)")
+    return parse_amount(shown, allow_zero=False)
 
 
 def to_units(amount: Decimal) -> int:

@@ -9,18 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from . import credit, ledger, lines, outbox, pack_renewal
 from .errors import CardAlreadyUsed, InvalidInput, InvalidSerial, UnknownCard, WrongPin
-from .models import ScratchCard, Subscriber
-from .money import from_units, parse_amount, to_units
+from .models import LedgerEntry, Operation, ScratchCard, Subscriber
+from .money import from_units, parse_amount, parse_payment, to_units
 from .msisdn import mask
 
 log = logging.getLogger("billing.payments")
 
-SERIAL = re.compile(r"^\d{10}$")
-PIN = re.compile(r"^\d{4,16}$")
+SERIAL = re.compile(r"^[0-9]{10}$")
+PIN = re.compile(r"^[0-9]{4,16}$")
 
 @dataclass(frozen=True)
 class TopUp:
@@ -49,12 +49,26 @@ def _after_money_landed(uow, line: Subscriber, op, kind: str) -> None:
     pack_renewal.renew_after_topup(uow, line, op)
 
 
+def _paid_by(uow, key: str) -> Decimal:
+    """What an earlier payment under `key` brought in (to the balance, or to the bill and advance)."""
+    entries = uow.session.execute(
+        select(LedgerEntry.account, func.sum(LedgerEntry.delta_units))
+        .join(Operation, Operation.id == LedgerEntry.operation_id)
+        .where(Operation.key == key, LedgerEntry.kind == Operation.kind)
+        .group_by(LedgerEntry.account)).all()
+    units = {account: total for account, total in entries}
+    return from_units(units.get("balance", 0) + units.get("advance", 0) - units.get("billed", 0))
+
+
 def topup(uow, msisdn: str, amount, key: str, *, kind: str = "topup") -> TopUp:
-    value = parse_amount(amount, allow_zero=False)
+    value = parse_payment(amount)
     line = lines.find(uow, msisdn, lock=True)
     op = ledger.open_operation(uow, key, kind, line)
     if op is None:
-        return TopUp(value, duplicate=True)
+        applied = _paid_by(uow, key)
+        if applied != value:  # a retry carries the same amount; anything else is a mistake to refuse
+            raise InvalidInput(f"key {key} was already used for a payment of {applied:.2f} AZN, not {value:.2f}")
+        return TopUp(applied, duplicate=True)
     _apply_payment(uow, line, value, op, kind)
     _after_money_landed(uow, line, op, kind)
     uow.commit()

@@ -7,6 +7,7 @@ gets the kept answer and changes nothing twice. An answer longer than one screen
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from billing.errors import (BillingError, CreditRefused, FriendRequestExpired, I
 from billing.money import held, owed
 from billing.msisdn import mask, normalize
 
-from .codes import Request, parse
+from .codes import Request, clean, parse
 from .menus import MenuContext, walk
 from .paging import page
 
@@ -61,10 +62,19 @@ def answer(core, phone: str, service_code: str, text: str, key: str) -> Reply:
         if outcome.kind == "exhausted":
             return Reply(outcome.text)
         request, consumed = outcome.action, outcome.consumed
-    screen = page(act(core, msisdn, lang, request, f"{key}:{consumed}"), inputs[consumed:], lang)
+    screen = page(act(core, msisdn, lang, request, f"{key}:{_asked(service_code, inputs[:consumed])}"),
+                  inputs[consumed:], lang)
     if screen is None:  # inputs after an answer that were not "more"
         return Reply(_texts().render("help", lang))
     return Reply(screen.text, final=screen.last)
+
+
+def _asked(service_code: str, inputs: list[str]) -> str:
+    """What the request asked, in its key: a gateway's retry asks the same and is answered from
+    memory; another code or other inputs in the same session and step are a new request. A digest,
+    since a code can carry a friend's number and keys reach logs."""
+    asked = clean(service_code) + "|" + "*".join(token.strip() for token in inputs)
+    return f"{len(inputs)}:{hashlib.sha256(asked.encode()).hexdigest()[:16]}"
 
 
 def _menu_context(core, msisdn: str, lang: str, request: Request) -> MenuContext | str:

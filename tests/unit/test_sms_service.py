@@ -189,3 +189,14 @@ def test_a_retry_carries_the_first_answers_flash_flag(core):
     assert (told.flash, told_again.flash, told_again.duplicate) == (False, False, True)
     assert (balance.flash, balance_again.flash, balance_again.duplicate) == (True, True, True)
 
+
+
+def test_a_serial_in_full_width_digits_is_read_as_typed_and_other_digits_are_refused_free(core):
+    add_prepaid(core, language="en")
+    with core.uow() as uow:
+        services.add_card(uow, "1000000001", "1234", "5.00")
+    wide = handle_sms(core, PRE, "1003", "１０００００００01", "fw-1")
+    arabic = handle_sms(core, PRE, "1003", "١٠٠٠٠٠٠٠٠١", "fw-2")
+    assert (wide.text, wide.charged) == ("Card 1000000001 has not been used.", Decimal("0.02"))
+    assert arabic.text.startswith("To check a scratch card send its 10-digit serial number to 1003")
+    assert arabic.charged == 0

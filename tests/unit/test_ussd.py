@@ -374,3 +374,13 @@ def test_a_renewal_held_by_a_suspension_says_so_and_one_at_will_asks_for_a_payme
         "Your 1 GB pack was not renewed while your line is suspended at your request. Reactivate it and make a payment.",
         "Your 1 GB pack was not renewed: your line is suspended. It renews if the line is active by March 22, 2027.",
     ]
+
+
+def test_the_same_session_and_step_with_another_code_is_a_new_request(core, clock):
+    credit_ready_line(core, clock)
+    first = ussd_command(core, PRE, "*700#05#", session="same")
+    other = ussd_command(core, PRE, "*700#01#", session="same")
+    retry = ussd_command(core, PRE, "*700#05#YES", session="same")  # the same question again: from memory
+    assert first.startswith("END 0.50 AZN Nar Credit added.") and other.startswith("END 1.00 AZN Nar Credit added.")
+    assert retry == first
+    assert dial(core, "*700#150#") == "END Your Nar Credit debt: 1.80 AZN."  # 0.50 + 1.00 and their fees
