@@ -94,13 +94,12 @@ def test_plus_and_minus_to_650_grant_and_revoke_a_viewer(kannel_world):
     revoked = peer.ask("+994551110003", "650", "-0501110003")
     refused = peer.ask("+994501110003", "650", "0551110003")
 
-    assert granted.text == TEXTS.render("grant-made", "az", number="0501110003")
-    # the owner's current amount when viewed: 2.50 + the 0.0236 grant SMS
-    assert seen.text == TEXTS.render("shared-postpaid", "en", number="0551110003", billed="11.00",
-                                     current="2.52", advance="0.00")
+    assert granted.text == "0501110003 artıq balans məlumatınızı görə bilər. Ləğv: 650-yə -0501110003 göndərin."
+    # the owner's current amount when viewed: 2.50 + the 0.0236 grant SMS, owed, so shown up
+    assert seen.text == "0551110003: billed 11.00 AZN, current 2.53 AZN, advance 0.00 AZN."
     assert report(core, "+994551110003").current == Decimal("2.5472")  # grant + revoke SMS
-    assert revoked.text == TEXTS.render("revoke-done", "az", number="0501110003")
-    assert refused.text == TEXTS.render("shared-refused", "en")
+    assert revoked.text == "0501110003 nömrəsinin balans məlumatınıza icazəsi ləğv edildi."
+    assert refused.text == "You have no access to that number's balance information. This SMS is free."
     assert report(core, "+994501110003").balance == Decimal("4.9764")  # one 650 fee: the report, not the refusal
     audit_clean(core)
 
