@@ -148,13 +148,22 @@ def check_flow_prompts(known_prompt_ids: set[str], tariff_names=()) -> None:
         raise ValueError(f"prompts missing from the prompt catalogue: {', '.join(missing)}")
 
 
-class CallController:
-    """One call: a loop over named steps; each step returns the name of the next one (or None)."""
+def _call_here(fn, *args):
+    return fn(*args)
 
-    def __init__(self, core, channel: Channel, service: Service):
+
+class CallController:
+    """One call: a loop over named steps; each step returns the name of the next one (or None).
+
+    Every database touch goes through `blocking(fn, *args)`: called in place by default (classic
+    AGI, simulated calls); the FastAGI server passes one that runs it on its database threads, so
+    a flow driven from its event loop never waits for the database on that loop."""
+
+    def __init__(self, core, channel: Channel, service: Service, *, blocking: Callable | None = None):
         self.core = core
         self.channel = channel
         self.service = service
+        self.blocking = blocking or _call_here
         self.msisdn: str | None = None
         self.chosen_language: str | None = None
         self.outcome = HUNG_UP
@@ -224,8 +233,7 @@ class CallController:
 
     def step_save_language(self):
         language = self.chosen_language
-        with self.core.uow() as uow:
-            services.set_language(uow, self.msisdn, language)
+        self.blocking(self._save_language, language)
         log.info("call %s: language set to %s", self.label, language)
         self.channel.set_language(language)
         self.channel.play(["language-saved"])
@@ -233,8 +241,7 @@ class CallController:
 
     def step_toggle_notifications(self):
         turn_on = not self._report().notify_balance
-        with self.core.uow() as uow:
-            services.set_balance_notifications(uow, self.msisdn, turn_on)
+        self.blocking(self._save_notifications, turn_on)
         log.info("call %s: balance-change SMS %s", self.label, "on" if turn_on else "off")
         self.channel.play(["notifications-on" if turn_on else "notifications-off"])
         return "main_menu"
@@ -262,8 +269,7 @@ class CallController:
             return None
         try:
             self.msisdn = normalize(caller)
-            with self.core.reader() as uow:
-                report = services.balance_report(uow, self.msisdn)
+            report = self._report()
         except BillingError as error:  # InvalidMsisdn, UnknownSubscriber
             log.info("call %s: caller not served (%s)", self.label, error.code)
             return None
@@ -271,8 +277,21 @@ class CallController:
         return report
 
     def _report(self):
+        return self.blocking(self._read_report)
+
+    # -- the database (run through self.blocking) ---------------------------------------------
+
+    def _read_report(self):
         with self.core.reader() as uow:
             return services.balance_report(uow, self.msisdn)
+
+    def _save_language(self, language: str) -> None:
+        with self.core.uow() as uow:
+            services.set_language(uow, self.msisdn, language)
+
+    def _save_notifications(self, turn_on: bool) -> None:
+        with self.core.uow() as uow:
+            services.set_balance_notifications(uow, self.msisdn, turn_on)
 
     def _say_unavailable(self) -> str:
         try:
@@ -288,9 +307,10 @@ class CallController:
             pass
 
 
-def run_call(core, channel: Channel, service_name: str) -> str:
-    """Run the 2112 or 650 flow on a channel; returns the call's outcome (see the constants above)."""
-    return CallController(core, channel, service_for(service_name)).run()
+def run_call(core, channel: Channel, service_name: str, *, blocking: Callable | None = None) -> str:
+    """Run the 2112 or 650 flow on a channel; returns the call's outcome (see the constants above).
+    `blocking` runs the flow's database work (CallController)."""
+    return CallController(core, channel, service_for(service_name), blocking=blocking).run()
 
 
 def check_startup(core=None) -> None:
