@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfcare.serve import default_processes
 from tests.peers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SELFCARE = REPO / ".venv" / "bin" / "selfcare"
 LISTEN = "0A"  # TCP state in /proc/net/tcp
-QUEUE_DEPTH = "Task queue depth is"
 
 
 def listening_sockets(port: int) -> int:
@@ -68,18 +68,21 @@ class SelfcareServe:
     returncode: int | None = field(default=None)
 
     @classmethod
-    def start(cls, db_url: str, processes: int, log_path: Path, env: dict[str, str] | None = None,
+    def start(cls, db_url: str, processes: int | None, log_path: Path, env: dict[str, str] | None = None,
               timeout_s: float = 60.0) -> "SelfcareServe":
+        """`processes=None` runs `selfcare serve` with its default (one serving process per core)."""
         agi_port, http_port = free_port(), free_port()
         environment = {**os.environ, **(env or {}),
                        "SELFCARE_AGI": f"127.0.0.1:{agi_port}", "SELFCARE_HTTP": f"127.0.0.1:{http_port}"}
         environment.pop("SELFCARE_PROCESSES", None)  # --processes says it
+        argv = [str(SELFCARE), "--db", db_url, "serve"]
+        if processes is not None:
+            argv += ["--processes", str(processes)]
         with open(log_path, "ab") as log:
             # its own session: if the parent ever had to be killed, its children go with the group
-            process = subprocess.Popen([str(SELFCARE), "--db", db_url, "serve", "--processes", str(processes)],
-                                       cwd=REPO, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+            process = subprocess.Popen(argv, cwd=REPO, env=environment, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-        served = cls(process, agi_port, http_port, processes, log_path)
+        served = cls(process, agi_port, http_port, processes or default_processes(), log_path)
         try:
             served._wait_listening(timeout_s)
         except BaseException:
@@ -126,14 +129,9 @@ class SelfcareServe:
             return []
 
     def log_problems(self) -> int:
-        """Lines at WARNING or worse, and tracebacks, in its log; waitress' "Task queue depth is N"
-        (a warning for every request queued while its threads are busy) is counted apart."""
+        """Lines at WARNING or worse, and tracebacks, in its log."""
         return sum(1 for line in self._log_lines()
-                   if (" WARNING " in line or " ERROR " in line or line.startswith("Traceback"))
-                   and QUEUE_DEPTH not in line)
-
-    def queue_depth_warnings(self) -> int:
-        return sum(1 for line in self._log_lines() if QUEUE_DEPTH in line)
+                   if " WARNING " in line or " ERROR " in line or line.startswith("Traceback"))
 
 
 # ------------------------------------------------------------------------------ the serving tree

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 LISTEN_BACKLOG = 4096  # a backlog of 5 refused connects at ~200 calls at once
 READ_TIMEOUT_S = 600.0  # no AGI command we send waits longer; a silent peer is a dead peer
 DB_THREADS = int(os.environ.get("SELFCARE_AGI_DB_THREADS", "8"))
+CLOSE_LINGER_S = 2.0  # after our FIN, how long Asterisk may take to close its side
 STREAM_LIMIT = 2 * MAX_LINE_CHARS  # asyncio's buffer per call; a longer line is refused (the shim says so)
 
 
@@ -263,8 +264,10 @@ class FastAgiServer:
         except Exception:  # noqa: BLE001 - one call's failure must not reach the server
             log.exception("fastagi: unhandled error for %s", peer)
         finally:
-            self._calls.pop(task, None)
-            writer.close()
+            try:
+                await _close(reader, writer)
+            finally:
+                self._calls.pop(task, None)
 
     def _serve_call(self, stream: _StreamText, peer: str, blocking) -> None:
         """The call itself, synchronous, in its greenlet: the same steps as the classic AGI script."""
@@ -283,6 +286,22 @@ class FastAgiServer:
             return
         outcome = run_call(self.core, channel, service.number, blocking=blocking)
         log.info("fastagi call %s %s ended: %s", service.number, mask(channel.caller), outcome)
+
+
+async def _close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """End our side first (FIN), then read what Asterisk still sends (the asynchronous HANGUP line
+    may come after the reply we read last) until it closes too, for at most CLOSE_LINGER_S. Closing
+    with its bytes unread would answer them with a reset."""
+    try:
+        if not writer.is_closing() and writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(CLOSE_LINGER_S):
+            while await reader.read(4096):
+                pass
+    except (OSError, TimeoutError):
+        pass
+    finally:
+        writer.close()
 
 
 def _refuse(channel: AgiChannel) -> None:

@@ -39,6 +39,7 @@ HTTP_THREADS = int(os.environ.get("SELFCARE_HTTP_THREADS", "4"))
 # Kannel's keep-alive pool (max-pending-requests, 512 by default) or Kannel's requests fail.
 HTTP_CONNECTION_LIMIT = 2048
 HTTP_BACKLOG = 2048
+LOG_LEVEL = os.environ.get("SELFCARE_LOG_LEVEL", "INFO").upper()  # INFO: a line per decision
 STOP_TIMEOUT_S = 20  # a serving process still running then is killed
 READY_TIMEOUT_S = 60
 
@@ -74,7 +75,7 @@ def _log_through_a_queue() -> QueueListener:
             handler.setFormatter(logs.MaskingFormatter(logs.FORMAT))
     records: queue.SimpleQueue = queue.SimpleQueue()
     root.addHandler(QueueHandler(records))
-    root.setLevel(logging.INFO)
+    root.setLevel(LOG_LEVEL)
     listener = QueueListener(records, *handlers, respect_handler_level=True)
     listener.start()
     return listener
@@ -90,18 +91,37 @@ def serving_process_app(db_url: str, clock, settings: Settings):
     from ivr.fastagi import FastAgiServer
     from selfcare.http import create_app
 
-    logs.configure(logging.INFO)
+    logs.configure(LOG_LEVEL)
     listener = _log_through_a_queue()
     core = Core(db_url, clock=clock)
     agi = FastAgiServer(core, *settings.agi, reuse_port=True).start()
 
     def stop() -> None:
+        started = time.monotonic()
+        log.info("serving process stopping: HTTP done, cutting the calls in progress")
         agi.stop()
         core.dispose()
+        log.info("serving process stopped in %.1f s", time.monotonic() - started)
         listener.stop()
 
     multiprocessing.util.Finalize(None, stop, exitpriority=10)
-    return create_app(core, settings)
+    return whole_bodies(create_app(core, settings))
+
+
+def whole_bodies(app):
+    """The app's answers as one bytes chunk: Granian sends a list in one go from Rust, while an
+    iterable body (what Flask returns) is pulled chunk by chunk across the GIL."""
+
+    def wsgi(environ, start_response):
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
 
 
 def _granian_tree():
