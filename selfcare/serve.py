@@ -105,23 +105,7 @@ def serving_process_app(db_url: str, clock, settings: Settings):
         listener.stop()
 
     multiprocessing.util.Finalize(None, stop, exitpriority=10)
-    return whole_bodies(create_app(core, settings))
-
-
-def whole_bodies(app):
-    """The app's answers as one bytes chunk: Granian sends a list in one go from Rust, while an
-    iterable body (what Flask returns) is pulled chunk by chunk across the GIL."""
-
-    def wsgi(environ, start_response):
-        body = app(environ, start_response)
-        try:
-            return [b"".join(body)]
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-
-    return wsgi
+    return create_app(core, settings)
 
 
 def _granian_tree():
