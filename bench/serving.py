@@ -187,16 +187,38 @@ class TreeSample:
     threads: int = 0
     rss_kib: int = 0
     pss_kib: int = 0
+    cpu_s: float = 0.0  # user + system time of the tree's live processes
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
 class ProcessTreeSampler:
-    """Threads, RSS and PSS summed over a process and its descendants, every 0.2 s; keeps the max."""
+    """Threads, RSS and PSS summed over a process and its descendants, every 0.2 s; keeps the max
+    (and the CPU time used between start() and stop())."""
 
     def __init__(self, pid: int, every_s: float = 0.2):
         self.pid = pid
         self.every_s = every_s
         self.idle = TreeSample()
         self.peak = TreeSample()
+        self.last = TreeSample()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
 
@@ -207,6 +229,10 @@ class ProcessTreeSampler:
                 threads, rss, pss = _status_of(pid)
             except OSError:
                 continue  # exited between the scan and the read
+            try:
+                total.cpu_s += cpu_seconds(pid)
+            except OSError:
+                pass
             total.processes += 1
             total.threads += threads
             total.rss_kib += rss
@@ -224,9 +250,17 @@ class ProcessTreeSampler:
             now = self.sample()
             if not now.processes:
                 return
+            self.last = now
             for name in ("processes", "threads", "rss_kib", "pss_kib"):
                 setattr(self.peak, name, max(getattr(self.peak, name), getattr(now, name)))
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        final = self.sample()
+        if final.processes:
+            self.last = final
+
+    def cpu_used_s(self) -> float:
+        """CPU seconds the tree used from start() to stop()."""
+        return self.last.cpu_s - self.idle.cpu_s

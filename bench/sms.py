@@ -32,7 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.serving import REPO, ProcessTreeSampler, SelfcareServe, load_average, machine
+from bench.serving import REPO, ProcessTreeSampler, SelfcareServe, cpu_seconds, load_average, machine, machine_busy
 from billing import services
 from billing.clock import FixedClock
 from billing.core import Core
@@ -132,6 +132,8 @@ def burst(app_port: int, work: Path, msisdns: list[str], count: int, timeout_s: 
     try:
         peer.start(fakesmsc=False)
         messages = [f"{m} 2112 text " for m in msisdns]
+        busy_before, total_before = machine_busy()
+        kannel_before = sum(_cpu_or_zero(proc.pid) for proc in peer._procs)
         started = time.monotonic()
         peer.start_fakesmsc(messages, count=count)
         received, last = 0, started
@@ -144,10 +146,21 @@ def burst(app_port: int, work: Path, msisdns: list[str], count: int, timeout_s: 
             received += 1
             last = time.monotonic()
         elapsed = last - started
+        busy, total = machine_busy()
+        kannel_cpu = sum(_cpu_or_zero(proc.pid) for proc in peer._procs) - kannel_before
         return {"sent": count, "received": received, "lost": count - received, "seconds": round(elapsed, 2),
-                "per_second": round(received / elapsed, 1) if elapsed else 0.0, "kannel_pending": pending}
+                "per_second": round(received / elapsed, 1) if elapsed else 0.0, "kannel_pending": pending,
+                "machine_busy": round((busy - busy_before) / max(total - total_before, 1e-9), 2),
+                "kannel_cpu_ms_per_sms": round(kannel_cpu * 1000 / max(received, 1), 3)}
     finally:
         peer.stop()
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return 0.0
 
 
 # ---------------------------------------------------------------------------------- databases
@@ -178,7 +191,25 @@ def ledger_check(db_url: str) -> tuple[int, list]:
 
 # ------------------------------------------------------------------------------------ the runs
 
-def run_ours(label: str, db_url: str, config: Config, work: Path, msisdns: list[str], args) -> dict:
+def reference_rate(db_url: str, msisdns: list[str], count: int = 1000) -> float:
+    """SMS/s of `handle_sms` called in a loop in this process (one thread, no HTTP, no Kannel) on
+    a database seeded like the run's: what the billing path alone allows one core right now."""
+    from sms.service import handle_sms
+
+    seed(db_url, msisdns)
+    core = Core(db_url, clock=FixedClock(dt.datetime(2026, 11, 22, 12)))
+    try:
+        started = time.perf_counter()
+        for number in range(count):
+            handle_sms(core, msisdns[number % len(msisdns)], "2112", "", f"kannel:reference-{number}")
+        return count / (time.perf_counter() - started)
+    finally:
+        core.dispose()
+
+
+def run_ours(label: str, db_url: str, config: Config, work: Path, msisdns: list[str], args,
+             reference_url: str | None = None) -> dict:
+    reference = reference_rate(reference_url, msisdns) if reference_url else None
     seed(db_url, msisdns)
     load_before = load_average()
     served = SelfcareServe.start(db_url, config.processes, work / "serve.log",
@@ -194,9 +225,12 @@ def run_ours(label: str, db_url: str, config: Config, work: Path, msisdns: list[
     charges, problems = ledger_check(db_url)
     result.update(label=label, config=config.describe(), processes=served.processes, charges=charges,
                   audit=problems or "clean", serve_exit=returncode, log_problems=served.log_problems(),
+                  serve_cpu_ms_per_sms=round(sampler.cpu_used_s() * 1000 / max(result["received"], 1), 3),
                   threads_max=sampler.peak.threads, rss_max_mib=round(sampler.peak.rss_kib / 1024, 1),
                   pss_max_mib=round(sampler.peak.pss_kib / 1024, 1),
                   load_before=load_before, load_after=load_average())
+    if reference is not None:
+        result["reference"] = round(reference, 1)
     return result
 
 
@@ -220,7 +254,11 @@ def print_run(run: dict, ceiling: float | None = None) -> None:
     if "charges" in run:
         line += (f"; ledger {run['charges']} charges for {run['received']} replies, audit {run['audit']}; "
                  f"tree max {run['threads_max']} threads, RSS {run['rss_max_mib']} MiB, PSS {run['pss_max_mib']} MiB; "
-                 f"serve exit {run['serve_exit']}, {run['log_problems']} warning/error lines; {run['config']}")
+                 f"serve exit {run['serve_exit']}, {run['log_problems']} warning/error lines; {run['config']}; "
+                 f"CPU per SMS: serve {run['serve_cpu_ms_per_sms']} ms")
+    line += f", Kannel {run['kannel_cpu_ms_per_sms']} ms; machine busy {run['machine_busy']:.0%}"
+    if "reference" in run:
+        line += f"; the billing path alone (handle_sms, one thread, in-process) {run['reference']:.0f}/s"
     line += f"; load average {run['load_before']} → {run['load_after']}"
     print(line, flush=True)
 
@@ -260,13 +298,14 @@ def main() -> None:
                 run_dir = work / f"sqlite-{config.name}"
                 run_dir.mkdir()
                 runs.append(run_ours(f"selfcare serve {config.name}, SQLite", f"sqlite:///{run_dir / 'billing.db'}",
-                                     config, run_dir, msisdns, args))
+                                     config, run_dir, msisdns, args,
+                                     reference_url=f"sqlite:///{run_dir / 'reference.db'}"))
                 print_run(runs[-1])
             if postgres:
                 run_dir = work / f"pg-{config.name}"
                 run_dir.mkdir()
                 runs.append(run_ours(f"selfcare serve {config.name}, PostgreSQL", postgres.create(), config,
-                                     run_dir, msisdns, args))
+                                     run_dir, msisdns, args, reference_url=postgres.create()))
                 print_run(runs[-1])
     finally:
         if postgres:

@@ -33,8 +33,21 @@ from selfcare.config import Settings
 log = logging.getLogger("selfcare.serve")
 
 # Python threads per serving process running the Flask app (Granian's "blocking threads"); the
-# connections themselves are Granian's, in Rust, however many Kannel keeps open.
-HTTP_THREADS = int(os.environ.get("SELFCARE_HTTP_THREADS", "4"))
+# connections themselves are Granian's, in Rust, however many Kannel keeps open. Measured
+# (bench/README.md): on SQLite every charge queues for the one write lock, and a second thread in
+# the process only slows the holder down (it must win the GIL back after each SQLite call); on
+# PostgreSQL threads overlap their commits' WAL flushes.
+HTTP_THREADS_SQLITE = 1
+HTTP_THREADS_POSTGRESQL = 16
+
+
+def http_threads(db_url: str) -> int:
+    """$SELFCARE_HTTP_THREADS, or the measured best for the database."""
+    configured = os.environ.get("SELFCARE_HTTP_THREADS")
+    if configured:
+        return max(1, int(configured))
+    return HTTP_THREADS_SQLITE if db_url.startswith("sqlite") else HTTP_THREADS_POSTGRESQL
+
 # Granian's backpressure counts connections, not requests: each process must take the whole of
 # Kannel's keep-alive pool (max-pending-requests, 512 by default) or Kannel's requests fail.
 HTTP_CONNECTION_LIMIT = 2048
@@ -50,6 +63,17 @@ GRANIAN_LOGGING = {
     "handlers": {},
     "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True, "level": "WARNING"}},
 }
+
+
+class _KnownGranianAdvice(logging.Filter):
+    """Granian advises against more than 2 × cores + 1 Python threads; on PostgreSQL ours wait for
+    commits, not for the CPU (measured), so the advice is noise in our log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Configuration allows spawning up to")
+
+
+logging.getLogger("_granian").addFilter(_KnownGranianAdvice())
 
 
 def default_processes() -> int:
@@ -157,17 +181,18 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
     if processes < 1:
         raise ValueError("processes must be at least 1")
     host, port = settings.http
+    threads = http_threads(core.db_url)
     tree = _granian_tree()(
         "selfcare.http:app_from_env",  # what Granian names in its logs; the loader below is what runs
         address=host, port=port, interface=Interfaces.WSGI, workers=processes,
-        blocking_threads=HTTP_THREADS, backlog=HTTP_BACKLOG, backpressure=HTTP_CONNECTION_LIMIT,
+        blocking_threads=threads, backlog=HTTP_BACKLOG, backpressure=HTTP_CONNECTION_LIMIT,
         http=HTTPModes.http1, http1_settings=HTTP1Settings(keep_alive=True),
         log_level=LogLevels.warning, log_dictconfig=GRANIAN_LOGGING,
         workers_kill_timeout=STOP_TIMEOUT_S, respawn_failed_workers=False,
     )
     tree.core = core
     tree.started_line = (f"FastAGI on {settings.agi[0]}:{settings.agi[1]}, HTTP on http://{host}:{port} "
-                         f"(Granian, {HTTP_THREADS} app threads a process), {processes} serving process(es)")
+                         f"(Granian, {threads} app thread(s) a process), {processes} serving process(es)")
     tree.ready_line = f"selfcare ready: http://{host}:{port}/health\n"
     tree.expected_listeners = ((settings.agi[1], processes), (port, processes))
     # Fork before this process opens a database connection or starts a thread; each serving
