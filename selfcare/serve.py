@@ -100,9 +100,30 @@ def _log_through_a_queue() -> QueueListener:
     records: queue.SimpleQueue = queue.SimpleQueue()
     root.addHandler(QueueHandler(records))
     root.setLevel(LOG_LEVEL)
-    listener = QueueListener(records, *handlers, respect_handler_level=True)
+    listener = _BatchingListener(records, *handlers, respect_handler_level=True)
     listener.start()
     return listener
+
+
+LOG_BATCH_S = 0.05
+
+
+class _BatchingListener(QueueListener):
+    """Writes what was queued every LOG_BATCH_S instead of waking for each record: a writer woken
+    per record takes the GIL from the request threads once per SMS (measured: an SMS burst ran at
+    about half the rate with a line per SMS logged than with none)."""
+
+    def _monitor(self) -> None:
+        while True:
+            time.sleep(LOG_BATCH_S)
+            while True:
+                try:
+                    record = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if record is self._sentinel:
+                    return
+                self.handle(record)
 
 
 # -- a serving process ----------------------------------------------------------------------------
