@@ -166,6 +166,7 @@ class CallController:
         self.blocking = blocking or _call_here
         self.msisdn: str | None = None
         self.chosen_language: str | None = None
+        self.greeted_with = None  # the report read to greet the caller, announced right after
         self.outcome = HUNG_UP
         self.label = f"{service.number} {mask(channel.caller or '')}"
 
@@ -218,7 +219,8 @@ class CallController:
         return "announce"
 
     def step_announce(self):
-        report = self._report()
+        # The first time, the figures read a moment ago to greet the caller; "repeat" reads afresh.
+        report, self.greeted_with = self.greeted_with or self._report(), None
         log.info("call %s: figures told", self.label)
         self.channel.play(self.service.figures(report, self.channel.language))
         return "main_menu"
@@ -274,6 +276,7 @@ class CallController:
             log.info("call %s: caller not served (%s)", self.label, error.code)
             return None
         self.label = f"{self.service.number} {mask(self.msisdn)}"
+        self.greeted_with = report
         return report
 
     def _report(self):
