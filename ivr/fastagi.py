@@ -45,7 +45,7 @@ LISTEN_BACKLOG = 4096  # a backlog of 5 refused connects at ~200 calls at once
 READ_TIMEOUT_S = 600.0  # no AGI command we send waits longer; a silent peer is a dead peer
 DB_THREADS = int(os.environ.get("SELFCARE_AGI_DB_THREADS", "8"))
 CLOSE_LINGER_S = 2.0  # after our FIN, how long Asterisk may take to close its side
-STREAM_LIMIT = 2 * MAX_LINE_CHARS  # asyncio's buffer per call; a longer line is refused (the shim says so)
+STREAM_LIMIT = 2 * MAX_LINE_CHARS  # bytes buffered per call before we stop reading; a longer line is refused
 
 
 def service_from_script(script: str) -> str:
@@ -86,39 +86,125 @@ async def run_flow(fn, *args):
     return request
 
 
-class _StreamText:
-    """The text-mode 'files' the shim reads and writes, over a call's asyncio streams.
+class _CallConnection(asyncio.Protocol):
+    """One call's socket, and the text-mode 'files' the shim reads and writes over it.
 
-    `readline` waits on the loop (EOF gives "", a silent peer a TimeoutError, both a Hangup in the
-    shim); `write` buffers on the transport; `flush` waits only when the kernel did not take it all."""
+    Bytes from Asterisk collect in a buffer as they arrive; `readline` (called from the call's
+    flow) takes a whole line from it without leaving the greenlet when one is there (the 23 lines of
+    the environment arrive together), and waits on the loop only when none is: EOF gives "", a
+    silent peer a TimeoutError, both a Hangup in the shim. `write` goes to the transport; `flush`
+    waits only while the kernel's send buffer is full."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, read_timeout_s: float):
-        self._reader = reader
-        self._writer = writer
-        self._read_timeout_s = read_timeout_s
+    def __init__(self, server: "FastAgiServer", database: ThreadPoolExecutor):
+        self._server = server
+        self._database = database
+        self._buffer = bytearray()
+        self._eof = False
+        self._waiter: asyncio.Future | None = None
+        self._drained: asyncio.Future | None = None
+        self._reading_paused = False
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+
+    # -- asyncio's side ---------------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = (transport.get_extra_info("peername") or ("?",))[0]
+        self._server._started(self, asyncio.ensure_future(self._server._call(self, self._database)))
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > STREAM_LIMIT and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()  # resumed as the flow takes lines
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return True  # keep our side open: we may still have to write (a half-closed peer)
+
+    def connection_lost(self, exc) -> None:
+        self._eof = True
+        self._wake()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._drained = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _more(self, timeout_s: float) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._waiter
+        finally:
+            self._waiter = None
+
+    # -- the shim's side (called from the call's flow, on the loop's thread) --------------------
 
     def readline(self, size: int = -1) -> str:
-        return wait_on_loop(self._readline()).decode("utf-8", "replace")
-
-    async def _readline(self) -> bytes:
-        try:
-            async with asyncio.timeout(self._read_timeout_s):
-                return await self._reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as eof:
-            return eof.partial  # the last line without its newline, or b"" at EOF
-        except asyncio.LimitOverrunError as overrun:
-            # A line longer than the buffer: hand over what is there; the shim refuses it as too long.
-            return await self._reader.read(overrun.consumed)
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0 or self._eof or len(self._buffer) > MAX_LINE_CHARS:
+                # a whole line; or what is left at EOF; or a line too long, which the shim refuses
+                cut = end + 1 if end >= 0 else len(self._buffer)
+                line = bytes(self._buffer[:cut])
+                del self._buffer[:cut]
+                if self._reading_paused and len(self._buffer) <= STREAM_LIMIT:
+                    self._reading_paused = False
+                    self.transport.resume_reading()
+                return line.decode("utf-8", "replace")
+            wait_on_loop(self._more(self._server.read_timeout_s))
 
     def write(self, text: str) -> int:
-        if self._writer.is_closing():
+        if self.transport is None or self.transport.is_closing():
             raise BrokenPipeError("the call's connection is closed")
-        self._writer.write(text.encode("utf-8"))
+        self.transport.write(text.encode("utf-8"))
         return len(text)
 
     def flush(self) -> None:
-        if self._writer.transport.get_write_buffer_size():
-            wait_on_loop(self._writer.drain())
+        if self._drained is not None:
+            wait_on_loop(self._drained)
+            if self.transport.is_closing():
+                raise BrokenPipeError("the call's connection is closed")
+
+    # -- the end ------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """End our side first (FIN), then read what Asterisk still sends (the asynchronous HANGUP
+        line may come after the reply we read last) until it closes too, for at most
+        CLOSE_LINGER_S. Closing with its bytes unread would answer them with a reset."""
+        transport = self.transport
+        try:
+            if not transport.is_closing() and transport.can_write_eof():
+                transport.write_eof()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+            async with asyncio.timeout(CLOSE_LINGER_S):
+                while not self._eof:
+                    self._buffer.clear()
+                    await self._more(CLOSE_LINGER_S)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            transport.close()
+
+    def cut(self) -> None:
+        """Close the socket under the flow: its next read gets EOF and it ends."""
+        if self.transport is not None:
+            self.transport.close()
 
 
 # -- the server -----------------------------------------------------------------------------------
@@ -224,8 +310,8 @@ class FastAgiServer:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         database = ThreadPoolExecutor(self.db_threads, thread_name_prefix="fastagi-db")
-        server = await asyncio.start_server(functools.partial(self._call, database), sock=self._socket,
-                                            backlog=LISTEN_BACKLOG, limit=STREAM_LIMIT)
+        server = await self._loop.create_server(lambda: _CallConnection(self, database), sock=self._socket,
+                                                backlog=LISTEN_BACKLOG)
         log.info("fastagi listening on %s:%d", *self.address)
         self._ready.set()
         try:
@@ -238,8 +324,8 @@ class FastAgiServer:
 
     async def _cut_calls(self, timeout_s: float) -> None:
         """Close every call's socket: its flow reads EOF, raises Hangup and ends."""
-        for writer in list(self._calls.values()):
-            writer.transport.close()
+        for connection in list(self._calls.values()):
+            connection.cut()
         if self._calls:
             done, pending = await asyncio.wait(list(self._calls), timeout=timeout_s)
             if pending:
@@ -249,27 +335,27 @@ class FastAgiServer:
 
     # -- one call ---------------------------------------------------------------------------------
 
-    async def _call(self, database: ThreadPoolExecutor, reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._calls[task] = writer
-        peer = (writer.get_extra_info("peername") or ("?",))[0]
+    def _started(self, connection: "_CallConnection", task: asyncio.Task) -> None:
+        self._calls[task] = connection
+
+    async def _call(self, connection: "_CallConnection", database: ThreadPoolExecutor) -> None:
+        task = asyncio.current_task()  # recorded by connection_made before it first runs
         loop = asyncio.get_running_loop()
 
         def blocking(fn, *args):  # the flow's database work, off the loop
             return wait_on_loop(loop.run_in_executor(database, functools.partial(fn, *args)))
 
         try:
-            await run_flow(self._serve_call, _StreamText(reader, writer, self.read_timeout_s), peer, blocking)
+            await run_flow(self._serve_call, connection, connection.peer, blocking)
         except Exception:  # noqa: BLE001 - one call's failure must not reach the server
-            log.exception("fastagi: unhandled error for %s", peer)
+            log.exception("fastagi: unhandled error for %s", connection.peer)
         finally:
             try:
-                await _close(reader, writer)
+                await connection.close()
             finally:
                 self._calls.pop(task, None)
 
-    def _serve_call(self, stream: _StreamText, peer: str, blocking) -> None:
+    def _serve_call(self, stream: "_CallConnection", peer: str, blocking) -> None:
         """The call itself, synchronous, in its greenlet: the same steps as the classic AGI script."""
         try:
             session = AgiSession(stream, stream)
@@ -286,22 +372,6 @@ class FastAgiServer:
             return
         outcome = run_call(self.core, channel, service.number, blocking=blocking)
         log.info("fastagi call %s %s ended: %s", service.number, mask(channel.caller), outcome)
-
-
-async def _close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """End our side first (FIN), then read what Asterisk still sends (the asynchronous HANGUP line
-    may come after the reply we read last) until it closes too, for at most CLOSE_LINGER_S. Closing
-    with its bytes unread would answer them with a reset."""
-    try:
-        if not writer.is_closing() and writer.can_write_eof():
-            writer.write_eof()
-        async with asyncio.timeout(CLOSE_LINGER_S):
-            while await reader.read(4096):
-                pass
-    except (OSError, TimeoutError):
-        pass
-    finally:
-        writer.close()
 
 
 def _refuse(channel: AgiChannel) -> None:

@@ -280,3 +280,17 @@ def test_a_new_call_is_answered_while_every_database_thread_is_busy(core, monkey
             release.set()
             first.close()
             second.close()
+
+
+def test_an_endless_line_is_refused_and_the_call_closed(server):
+    with socket.create_connection(server.address, timeout=5) as sock:
+        try:
+            sock.sendall(b"agi_network: yes\nagi_request: " + b"x" * 200_000)  # never a newline
+        except OSError:
+            pass  # the server may close while we are still sending
+        sock.settimeout(5)
+        try:
+            assert sock.recv(100) == b""
+        except ConnectionResetError:
+            pass  # closed with our bytes unread: also closed
+    assert wait_until_idle(server) == 0
