@@ -178,6 +178,25 @@ def _granian_tree():
             sys.stdout.write(self.ready_line)
             sys.stdout.flush()
 
+        def _stop_workers(self):
+            """SIGTERM to every serving process, then wait on their sentinels (not join: Granian's
+            watcher thread joins each process too, and whichever reaps it first leaves the other
+            thinking it alive, which made Granian 'kill' processes that had already exited);
+            a process still running after STOP_TIMEOUT_S is killed."""
+            from multiprocessing.connection import wait
+
+            for wrk in self.wrks:
+                wrk.terminate()
+            running = {wrk.inner.sentinel: wrk for wrk in self.wrks}
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while running and time.monotonic() < deadline:
+                for sentinel in wait(list(running), timeout=max(0.0, deadline - time.monotonic())):
+                    running.pop(sentinel)
+            for wrk in running.values():
+                log.error("serving process %s did not stop within %d s: killing it", wrk.inner.pid, STOP_TIMEOUT_S)
+                wrk.kill()
+            self.wrks.clear()
+
         def shutdown(self, exit_code=0):
             if getattr(self, "worker_stop", None) is not None:
                 self.worker_stop.set()
@@ -209,7 +228,7 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
         blocking_threads=threads, backlog=HTTP_BACKLOG, backpressure=HTTP_CONNECTION_LIMIT,
         http=HTTPModes.http1, http1_settings=HTTP1Settings(keep_alive=True),
         log_level=LogLevels.warning, log_dictconfig=GRANIAN_LOGGING,
-        workers_kill_timeout=STOP_TIMEOUT_S, respawn_failed_workers=False,
+        respawn_failed_workers=False,
     )
     tree.core = core
     tree.started_line = (f"FastAGI on {settings.agi[0]}:{settings.agi[1]}, HTTP on http://{host}:{port} "
