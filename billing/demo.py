@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from . import lines, payments
+from . import cards, lines, payments
 from .models import ScratchCard, Subscriber
 
 PREPAID = (
@@ -59,6 +59,6 @@ def load_demo(core) -> list[str]:
     for serial, pin, value in CARDS:
         with core.uow() as uow:
             if uow.session.scalar(select(ScratchCard.id).where(ScratchCard.serial == serial)) is None:
-                payments.add_card(uow, serial, pin, value)
+                cards.add_card(uow, serial, pin, value)
                 added.append(serial)
     return added

@@ -56,11 +56,40 @@ class UnknownCard(BillingError):
 
 
 class CardAlreadyUsed(BillingError):
+    """`used_at`: when the card was redeemed (what the subscriber is told)."""
+
     code = "card-used"
+
+    def __init__(self, message: str, used_at=None):
+        super().__init__(message)
+        self.used_at = used_at
+
+
+class InvalidPin(BillingError):
+    """Not a PIN at all (letters, too short, too long): answered, nothing recorded."""
+
+    code = "invalid-pin"
 
 
 class WrongPin(BillingError):
+    """A well-formed PIN that opens no card (recorded: it counts towards the line's throttle).
+    `tries_left`: wrong PINs the line may still send before it is refused for a while."""
+
     code = "wrong-pin"
+
+    def __init__(self, message: str, tries_left: int | None = None):
+        super().__init__(message)
+        self.tries_left = tries_left
+
+
+class TooManyWrongPins(BillingError):
+    """The line sent too many wrong PINs lately: refused without checking the PIN until `until`."""
+
+    code = "too-many-wrong-pins"
+
+    def __init__(self, message: str, until):
+        super().__init__(message)
+        self.until = until
 
 
 class AccessDenied(BillingError):

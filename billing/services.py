@@ -22,7 +22,8 @@ from .friend_credit import (FriendAnswer, answer_friend_request, answer_oldest_f
 from .lines import add_subscriber, set_balance_notifications, set_language, set_roaming, set_status
 from .pack_renewal import suspend_at_will
 from .packs import PackOrder, PackState, deactivate_packs, order_pack, pack_status, stop_pack_renewal
-from .payments import CardStatus, TopUp, add_card, card_status, redeem_card, topup
+from .cards import CardStatus, CardTopUp, add_card, card_status, redeem_card
+from .payments import TopUp, topup
 from .plan_change import change_plan
 from .reports import BalanceReport, balance_report
 from .sharing import grant_access, grantees, revoke_access, revoke_all, shared_report
@@ -122,7 +123,7 @@ def answer_once(core, key: str, compute: Callable[[object], dict]) -> tuple[dict
 
 
 __all__ = [
-    "BALANCE_NUMBERS", "BalanceReport", "CardStatus", "Charge", "CreditDebt", "CreditResult", "DataUsage",
+    "BALANCE_NUMBERS", "BalanceReport", "CardStatus", "CardTopUp", "Charge", "CreditDebt", "CreditResult", "DataUsage",
     "FriendAnswer", "PackOrder", "PackState", "Paid", "TopUp",
     "add_card", "add_subscriber", "answer_friend_request", "answer_oldest_friend_request", "answer_once",
     "ask_friend_for_credit", "audit", "available_nar_credit", "balance_number_for", "balance_report",

@@ -112,7 +112,7 @@ def test_a_scratch_card_serial_to_1003_says_when_it_was_used(kannel_world):
     with core.uow() as uow:
         services.add_card(uow, "4000000001", "1234", "5.00")
     with core.uow() as uow:
-        services.redeem_card(uow, "+994501110004", "4000000001", "1234", key="test:card:4000000001")
+        services.redeem_card(uow, "+994501110004", "1234", key="test:card:4000000001", serial="4000000001")
     mt = peer.ask("+994501110004", "1003", "4000000001")
 
     assert mt.text == "4000000001 seriyalı kart istifadə olunub: 22 noyabr 2026 12:00."

@@ -133,7 +133,7 @@ def test_1003_says_whether_the_card_was_used(core, clock):
     assert handle_sms(core, PRE, "1003", "1000000001", "c1").text == TEXTS.render("card-unused", "en", serial="1000000001")
     clock.advance(timedelta(hours=1))
     with core.uow() as uow:
-        services.redeem_card(uow, PRE, "1000000001", "1234", key="redeem")
+        services.redeem_card(uow, PRE, "1234", key="redeem", serial="1000000001")
     used = handle_sms(core, PRE, "1003", "1000000001", "c2")
     assert used.text == "Card 1000000001 was used on November 22, 2026 13:00."
     hint = handle_sms(core, PRE, "1003", "12345", "c3")
