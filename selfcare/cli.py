@@ -179,6 +179,25 @@ def card_add(c: Context, serial, pin, value):
     click.echo(f"card {serial} added")
 
 
+@card.command("redeem")
+@click.argument("msisdn")
+@click.argument("pin")
+@click.option("--serial", help="the card's 10-digit serial (needed for cards imported before migration 0004)")
+@click.option("--key", help="idempotency key (default: a new one per invocation)")
+@pass_ctx
+def card_redeem(c: Context, msisdn, pin, serial, key):
+    """Top a line up with a scratch card's PIN, as *104*PIN# and 2112 option 5 do."""
+    with c.core.uow() as uow:
+        result = services.redeem_card(uow, msisdn, pin, key or f"cli:card:{uuid.uuid4()}", serial=serial)
+    note = " (already applied)" if result.duplicate else ""
+    r = result.report
+    if r.plan == "prepaid":
+        figures = f"balance {fmt_exact(r.balance)}"
+    else:
+        figures = f"billed {fmt_exact(r.billed)}, advance {fmt_exact(r.advance)}"
+    click.echo(f"card {result.serial}: {result.amount:.2f} AZN applied{note}; {figures}")
+
+
 @cli.command()
 @click.argument("msisdn")
 @click.argument("amount")
