@@ -1,4 +1,4 @@
-"""The USSD codes of seeds 000, 002 and 003, parsed into a request (no I/O, nothing changed).
+"""The USSD codes of seeds 000, 002 and 003 and ours, parsed into a request (no I/O, nothing changed).
 
 The trailing `YES` the seeds print is the handset's call key: accepted with or without it.
 Anything else is `help` (a short list of codes), so a typo never changes anything.
@@ -38,6 +38,10 @@ _CODES = (
     (re.compile(rf"^\*700\*01\*{_FRIEND}#$"), "credit-for-friend"),
     (re.compile(rf"^\*700\*1\*{_FRIEND}#$"), "ask-friend"),
     (re.compile(r"^\*700\*1#$"), "friend-requests"),         # ours: the friend's confirmation menu
+    # ours: top up with a scratch card's PIN. Off the *100* prefix on purpose: a mistyped PIN can
+    # never become a pack order (*100*N#) or a deactivation (*100*0#, *100*00#). docs/rules.md.
+    (re.compile(r"^\*104\*(\d+)#$"), "card-redeem"),
+    (re.compile(r"^\*104#$"), "card-help"),
 )
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import texts
 from billing import lines, services
-from billing.errors import (BillingError, CreditRefused, FriendRequestExpired, InsufficientBalance, InvalidMsisdn,
-                            LineNotActive, NoFriendRequest, NoPacks, UnknownPack, UnknownSubscriber, WrongPlan)
+from billing.errors import (BillingError, CardAlreadyUsed, CreditRefused, FriendRequestExpired, InsufficientBalance,
+                            InvalidMsisdn, InvalidPin, LineNotActive, NoFriendRequest, NoPacks, TooManyWrongPins,
+                            UnknownPack, UnknownSubscriber, WrongPin, WrongPlan)
 from billing.msisdn import mask, normalize
 
 from .codes import Request, parse
@@ -189,6 +190,7 @@ READS = {
     "pack-status": _pack_status,
     "nar-debt": _debt("nar"),
     "sos-debt": _debt("sos"),
+    "card-help": lambda uow, msisdn, lang, arg: _texts().render("card-help", lang),
 }
 
 
@@ -247,7 +249,29 @@ def _friend_answer(accept: bool):
     return answer_request
 
 
+def _card(uow, msisdn, lang, pin, key) -> str:
+    """`*104*PIN#`. The refusals are answered here, inside the request's savepoint, so a wrong PIN
+    stays counted (billing.cards records it in this transaction) while nothing else changes."""
+    try:
+        topped = services.redeem_card(uow, msisdn, pin, key)
+    except InvalidPin:
+        return _texts().render("card-pin-invalid", lang)
+    except WrongPin as wrong:
+        return _texts().render("card-pin-wrong", lang, count=wrong.tries_left)
+    except TooManyWrongPins as locked:
+        return _texts().render("card-locked", lang, until=locked.until)
+    except CardAlreadyUsed as used:
+        return _texts().render("card-used", lang, when=used.used_at)
+    if topped.duplicate:
+        return _texts().render("already-done", lang)
+    r = topped.report
+    if r.plan == "prepaid":
+        return _texts().render("card-topped-up", lang, amount=topped.amount, balance=r.balance)
+    return _texts().render("card-paid", lang, amount=topped.amount, billed=r.billed, advance=r.advance)
+
+
 CHANGES = {
+    "card-redeem": _card,
     "pack-order": _order,
     "pack-deactivate": _deactivate,
     "pack-stop-renewal": _stop_renewal,
