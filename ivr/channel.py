@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
@@ -24,6 +25,7 @@ PROMPT_ID = re.compile(r"^[a-z0-9][a-z0-9_\-/]*$")
 class Channel(Protocol):
     caller: str
     language: str
+    uniqueid: str  # the call's id (AGI agi_uniqueid): with the step, a request's idempotency key
 
     def answer(self) -> None: ...
 
@@ -32,6 +34,8 @@ class Channel(Protocol):
     def play(self, prompt_ids: Sequence[str], escape_digits: str = "") -> str | None: ...
 
     def read_digit(self, prompt_ids: Sequence[str], timeout_ms: int) -> str | None: ...
+
+    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None: ...
 
     def hangup(self) -> None: ...
 
@@ -80,6 +84,12 @@ class AgiChannel:
             return digit
         return self.session.wait_for_digit(timeout_ms) or None
 
+    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None:
+        # GET DATA plays the prompt, takes digits during and after it until `#`, `max_digits`, or
+        # `timeout_ms` of silence (before the first digit and between digits); None when nothing.
+        digits = self.session.get_data(self.sound_prefix + _check_prompt_id(prompt_id), timeout_ms, max_digits)
+        return digits or None
+
     def hangup(self) -> None:
         if self.session.hung_up:
             return
@@ -109,9 +119,10 @@ class SimulatedChannel:
     """A scripted caller for tests and `selfcare call`.
 
     `press` is what the caller does at each digit read, in order: a digit answers, a space lets the
-    read time out. When the script runs out the caller hangs up. `hang_up_after_prompts=N` makes the
-    caller hang up while the N+1th prompt would play. `played` records every prompt with the
-    language it was played in.
+    read time out. A multi-digit read (a PIN) takes digits until `#` (taken too), a space (the read
+    times out with what was typed) or its maximum. When the script runs out the caller hangs up.
+    `hang_up_after_prompts=N` makes the caller hang up while the N+1th prompt would play. `played`
+    records every prompt with the language it was played in.
     """
 
     def __init__(
@@ -121,12 +132,14 @@ class SimulatedChannel:
         *,
         language: str = "en",
         hang_up_after_prompts: int | None = None,
+        uniqueid: str | None = None,
     ):
         bad = [c for c in press if c != " " and c not in DTMF_DIGITS]
         if bad:
             raise ValueError(f"not DTMF: {''.join(bad)!r} (use 0-9, * and #; a space is a timeout)")
         self.caller = caller
         self.language = language
+        self.uniqueid = uniqueid or f"sim-{uuid.uuid4().hex}"
         self._inputs = list(press)
         self._hang_up_after_prompts = hang_up_after_prompts
         self.played: list[Played] = []
@@ -163,6 +176,20 @@ class SimulatedChannel:
         self.timeouts_ms.append(timeout_ms)
         pressed = self._inputs.pop(0)
         return None if pressed == " " else pressed
+
+    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None:
+        self.play([prompt_id])
+        if not self._inputs:
+            self.hung_up = True
+            raise Hangup("simulated caller hung up (no more input)")
+        self.timeouts_ms.append(timeout_ms)
+        digits = ""
+        while self._inputs and len(digits) < max_digits:
+            pressed = self._inputs.pop(0)
+            if pressed in " #":
+                break
+            digits += pressed
+        return digits or None
 
     def hangup(self) -> None:
         self.hung_up = True

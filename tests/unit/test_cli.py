@@ -169,3 +169,19 @@ def test_card_redeem_refusals_are_one_line_exit_2_and_change_nothing(run):
     for number, balance in (("0501234567", "1.0000"), ("0502223344", "6.0000")):
         assert json.loads(run("subscriber", "show", number, "--json").output)["balance"] == balance
     assert "ok: 2 lines" in run("audit").output
+
+
+def test_selfcare_call_tops_up_with_a_card_by_its_pin_and_says_so(run):
+    run("subscriber", "add", "0502223344", "--plan", "prepaid", "--balance", "3.05", "--lang", "en")
+    run("card", "add", "1000000001", "--pin", "12345678901234", "--value", "5")
+    heard = run("call", "0502223344", "2112", "--press", "512345678901234#9").output.splitlines()
+    start = heard.index("card-enter-pin\tEnter the PIN from under the scratch panel of your card, "
+                        "then press the hash key.")
+    assert heard[start + 1:start + 11] == [
+        "card-topped-up\tYour card has been accepted. Added to your balance:", "num/5\tfive", "cur/manat-5\tmanats",
+        "your-new-balance-is\tYour new balance is", "num/8\teight", "cur/manat-5\tmanats", "word/and\tand",
+        "num/5\tfive", "cur/qepik-5\tqepiks", "menu-main\t" + (
+            "To hear this again, press 1. To change the language, press 2. To turn balance change SMS on or off, "
+            "press 3. For safety advice, press 4. To top up with a scratch card, press 5. To end the call, press 9.")]
+    assert json.loads(run("subscriber", "show", "0502223344", "--json").output)["balance"] == "8.0500"
+    assert "ok: 1 lines" in run("audit").output
