@@ -189,3 +189,26 @@ def test_a_retry_carries_the_first_answers_flash_flag(core):
     assert (told.flash, told_again.flash, told_again.duplicate) == (False, False, True)
     assert (balance.flash, balance_again.flash, balance_again.duplicate) == (True, True, True)
 
+
+
+def test_1003_says_used_on_once_a_card_topped_up_a_line_by_ussd_or_by_a_call(core, clock):
+    from ivr.simulate import simulate_call
+    from ussd.cli import ussd_command
+
+    add_prepaid(core, language="en")
+    add_prepaid(core, VIEWER, balance="1.00", language="ru")
+    with core.uow() as uow:
+        services.add_card(uow, "1000000001", "12345678901234", "5.00")
+        services.add_card(uow, "1000000002", "98765432109876", "3.00")
+    assert sms_command(core, "0501234567", "1003", "1000000001") == "Card 1000000001 has not been used."
+
+    clock.advance(timedelta(minutes=30))
+    assert ussd_command(core, PRE, "*104*12345678901234#").startswith("END Card top-up of 5.00 AZN done.")
+    clock.advance(timedelta(minutes=15))
+    assert "card-topped-up" in [pid for pid, _ in simulate_call(core, VIEWER, "2112", "598765432109876#9")]
+
+    clock.advance(timedelta(days=1))
+    assert sms_command(core, "0501234567", "1003", "1000000001") == "Card 1000000001 was used on November 22, 2026 12:30."
+    assert sms_command(core, "0502223344", "1003", "1000000002") == "Карта 1000000002 использована: 22 ноября 2026 12:45."
+    with core.uow() as uow:
+        assert services.audit(uow) == []
