@@ -108,6 +108,14 @@ class LocalCall:
         self._post(digit)
         self.trace.wait_digit_taken(digit, is_over=self._is_over)
 
+    def press_digits(self, keys: str) -> None:
+        """Key several digits in one go (a PIN, `#` to end it) and wait until the server's GET DATA
+        has returned them."""
+        if not re.fullmatch(r"[0-9*#]+", keys):
+            raise ValueError(f"not DTMF digits: {keys!r}")
+        self._post(keys)
+        self.trace.wait_digits_taken(keys.rstrip("#"), is_over=self._is_over)
+
     def hangup(self) -> None:
         self._post("hangup")
 
