@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from . import ledger, outbox
 from .models import LedgerEntry, Subscriber
-from .money import from_units
+from .money import from_units, whole_qepik_down
 from .msisdn import mask
 
 log = logging.getLogger("billing.billrun")
@@ -46,7 +46,9 @@ def _close_cycle(uow, line: Subscriber, cutoff: datetime) -> None:
     op = ledger.open_operation(uow, f"billrun:{line.id}:{cutoff:%Y-%m-%d}", "billrun", line)
     if op is None:
         return
-    usage = from_units(line.current_units - _late_usage_units(uow, line, cutoff))
+    # A bill asks for whole qəpik: what is below a qəpik stays in `current`, carried to the next
+    # cycle, so nothing owed is dropped and no bill can be left unpayable by 0.0036 AZN.
+    usage = whole_qepik_down(from_units(line.current_units - _late_usage_units(uow, line, cutoff)))
     ledger.post(uow, line, "current", -usage, op, "billrun")
     ledger.post(uow, line, "billed", usage, op, "billrun")
     covered = min(line.advance_units, line.billed_units)

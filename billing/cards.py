@@ -35,8 +35,8 @@ from .reports import BalanceReport, report_for
 
 log = logging.getLogger("billing.cards")
 
-SERIAL = re.compile(r"^\d{10}$")
-PIN = re.compile(r"^\d{4,16}$")
+SERIAL = re.compile(r"^[0-9]{10}$")  # ASCII digits only (\d would take other scripts' digits too)
+PIN = re.compile(r"^[0-9]{4,16}$")
 PIN_KEY_ENV = "SELFCARE_CARD_PIN_KEY"
 # Good for demos and tests only: an operator sets its own key before importing cards
 # (docs/operations.md); a card imported under one key is found by its PIN only under that key.
@@ -150,7 +150,7 @@ def _redeem(uow, line: Subscriber, pin: str, serial: str | None, key: str) -> Ca
     card.used_by = line.msisdn
     card.operation_id = op.id
     value = from_units(card.value_units)
-    payments.land_payment(uow, line, value, op, "card", key)
+    payments.land_payment(uow, line, value, op, "card")
     uow.commit()
     log.info("card %s (%s AZN) redeemed by %s", card.serial, value, mask(line.msisdn))
     return CardTopUp(card.serial, value, report_for(uow, line))

@@ -56,7 +56,7 @@ def charge_call(uow, msisdn: str, seconds: int, kind: str, key: str) -> Charge:
         return Charge(ledger.amount_of(uow, key), duplicate=True)
     if price:
         ledger.charge(uow, line, price, op, f"call:{kind}")
-        outbox.notify_balance_change(uow, line, -price, "call", key)
+        outbox.notify_balance_change(uow, line, op, "call")
     uow.commit()
     log.info("call %ss %s = %s AZN for %s", seconds, kind, price, mask(line.msisdn))
     return Charge(price)

@@ -122,7 +122,13 @@ def nar_option(rules, s: CreditStanding, code: str | None) -> NarOption:
     if option is None:
         raise CreditRefused("unknown-amount", f"no Nar Credit with code {code}")
     if option.amount > s.nar_available:
-        raise CreditRefused("limit", f"{option.amount} AZN is above the {s.nar_available} AZN available")
+        fitting = [o for o in rules.nar if o.amount <= s.nar_available]
+        if not fitting:
+            raise CreditRefused("limit", f"no Nar Credit available (limit {s.nar_limit} AZN reached)")
+        # Not the limit: a smaller amount still fits, and the answer says which.
+        raise CreditRefused("above-available", f"{option.amount} AZN is above the {s.nar_available} AZN available",
+                            asked=option.amount, available=s.nar_available, fitting_amount=fitting[-1].amount,
+                            fitting_code=fitting[-1].code)
     return option
 
 
@@ -155,7 +161,7 @@ def _grant(uow, borrower: Subscriber, beneficiary: Subscriber, kind: str, amount
                        key=f"{op.key}:credit-for-friend-sent")
         outbox.enqueue(uow, beneficiary, "credit-from-friend", {"amount": fmt_exact(amount), "friend": borrower.msisdn},
                        key=f"{op.key}:credit-from-friend")
-    outbox.notify_balance_change(uow, beneficiary, amount, f"credit:{kind}", op.key)
+    outbox.notify_balance_change(uow, beneficiary, op, f"credit:{kind}")
     log.info("%s credit %s AZN (fee %s) for %s to %s; request fee %s", kind, amount, fee, mask(borrower.msisdn),
              mask(beneficiary.msisdn), "deferred" if deferred else "paid")
     return CreditResult(kind, amount, fee, rules.request_fee, deferred, debt)
@@ -220,8 +226,10 @@ def take_sos_credit(uow, msisdn: str, key: str) -> CreditResult:
     check_borrower(uow, borrower)
     s = standing(uow, borrower)
     if not _nar_maxed(rules, s):
+        fitting = [o for o in rules.nar if o.amount <= min(rules.ussd_max, s.nar_available)]
         raise CreditRefused("nar-not-maxed", f"SOS Credit is for lines that reached their Nar limit "
-                                             f"({s.nar_available} AZN of Nar Credit still available)")
+                                             f"({s.nar_available} AZN of Nar Credit still available)",
+                            fitting_amount=fitting[-1].amount)
     if s.sos_owed_principal + rules.sos_amount > rules.sos_max_outstanding:
         raise CreditRefused("sos-limit", f"at most {rules.sos_max_outstanding} AZN of SOS Credit at once")
     op = ledger.open_operation(uow, key, "credit:sos", borrower)
@@ -272,8 +280,9 @@ def recover_credit_debt(uow, line: Subscriber, op) -> None:
     for kind, units in repaid.items():
         ledger.post(uow, line, DEBT_ACCOUNT[kind], -from_units(units), op, "credit:repay")
     ledger.post(uow, line, "balance", -from_units(taken), op, "credit:repay")
-    outbox.enqueue(uow, line, "credit-repaid", {
-        "repaid": fmt_exact(from_units(taken)),
-        "debt": fmt_exact(from_units(line.nar_debt_units + line.sos_debt_units))}, key=f"{op.key}:credit-repaid")
+    if not line.notify_balance:  # else the top-up's own balance-change SMS names the repayment
+        outbox.enqueue(uow, line, "credit-repaid", {
+            "repaid": fmt_exact(from_units(taken)),
+            "debt": fmt_exact(from_units(line.nar_debt_units + line.sos_debt_units))}, key=f"{op.key}:credit-repaid")
     log.info("credit debt %s AZN recovered from %s's top-up", from_units(taken), mask(line.msisdn))
 

@@ -116,13 +116,16 @@ class NoPacks(BillingError):
 
 class CreditRefused(BillingError):
     """`reason` names the rule: not-prepaid, not-active, too-new, no-topup, first-week, limit,
-    nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid, friend-not-active."""
+    above-available, nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid,
+    friend-not-active. `details` are the figures that say what is still possible (e.g. the largest
+    Nar Credit that fits: `fitting_amount`, `fitting_code`; what is `available`)."""
 
     code = "credit-refused"
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str, **details):
         super().__init__(message)
         self.reason = reason
+        self.details = details
 
 
 class NoFriendRequest(BillingError):

@@ -5,6 +5,7 @@ so `column == sum(entries)` holds by construction and `audit` can prove it.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 
 from sqlalchemy import bindparam, func, insert, select, text, update
@@ -67,6 +68,7 @@ def post(uow, line: Subscriber, account: str, delta: Decimal, op: Operation, kin
     units = to_units(delta)
     if units == 0:
         return
+    _posted(op)[(line.id, account, kind)] += units
     column = _COLUMN[account]
     uow.session.flush()  # pending ORM changes to the line go first, so ours applies on top
     # An atomic increment in SQL, never read-modify-write in Python: no update can be lost.
@@ -79,6 +81,21 @@ def post(uow, line: Subscriber, account: str, delta: Decimal, op: Operation, kin
         "operation_id": op.id, "subscriber_id": line.id, "account": account,
         "delta_units": units, "kind": kind, "created_at": uow.clock.now(),
     })
+
+
+def _posted(op: Operation) -> defaultdict:
+    # Kept on the operation while its transaction runs, so a notification can name the parts of a
+    # change (a top-up and the debt it repaid) without reading the entries back.
+    posted = getattr(op, "_posted_units", None)
+    if posted is None:
+        posted = op._posted_units = defaultdict(int)
+    return posted
+
+
+def posted_by(op: Operation, line: Subscriber, account: str, kinds: tuple[str, ...] | None = None) -> Decimal:
+    """What `op` has posted to one account of `line` so far (only entries of `kinds`, if given)."""
+    return from_units(sum(units for (line_id, acc, kind), units in _posted(op).items()
+                          if line_id == line.id and acc == account and (kinds is None or kind in kinds)))
 
 
 def charge(uow, line: Subscriber, amount: Decimal, op: Operation, kind: str) -> None:

@@ -108,6 +108,8 @@ def add_subscriber(
     if uow.session.scalar(select(Subscriber.id).where(Subscriber.msisdn == number)) is not None:
         raise SubscriberExists(f"{number} already exists")
     now = uow.clock.now()
+    if activated is not None and activated > now.date():
+        raise InvalidInput(f"activation date {activated} is after today ({now.date()})")
     line = Subscriber(
         msisdn=number,
         plan=plan,

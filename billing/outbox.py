@@ -22,11 +22,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Callable, Protocol
 
 from sqlalchemy import select, update
 
-from .ledger import account_value
+from . import ledger
+from .money import held, owed
 from .models import OutboxMessage, Subscriber, message_ref
 from .msisdn import mask, mask_numbers
 
@@ -52,19 +54,43 @@ def enqueue(uow, line: Subscriber, template: str, params: dict, key: str) -> Non
     )
 
 
-def notify_balance_change(uow, line: Subscriber, change, reason: str, key: str) -> None:
-    """Seed 000's automatic update after a balance change, unless the subscriber switched it off."""
+PAYMENT_KINDS = ("topup", "card")
+
+
+def notify_balance_change(uow, line: Subscriber, op, reason: str) -> None:
+    """Seed 000's automatic update after a change to the line's money, unless the subscriber switched
+    it off: one message for what `op` did, naming its parts with their real signs, and the figure
+    it leaves (rounded as shown everywhere: what the subscriber has down, what they owe up).
+
+    `reason` is what the subscriber did: call, data, pack, topup, card, credit:nar, credit:sos.
+    """
     if not line.notify_balance:
         return
-    account = "balance" if line.plan == "prepaid" else "current"
-    enqueue(
-        uow,
-        line,
-        "balance-changed",
-        {"change": f"{change:.4f}", "reason": reason, "account": account,
-         "value": f"{account_value(line, account):.4f}"},
-        key=f"{key}:notify",
-    )
+    def posted(account, kinds=None):
+        return ledger.posted_by(op, line, account, kinds)
+
+    if line.plan == "prepaid":
+        repaid = -posted("balance", ("credit:repay",))
+        if repaid:
+            template = "topped-up-debt-repaid"
+            debt = ledger.account_value(line, "nar_debt") + ledger.account_value(line, "sos_debt")
+            params = {"amount": posted("balance", PAYMENT_KINDS), "repaid": repaid, "debt": owed(debt)}
+        else:
+            template, params = "balance-changed", {"account": "balance", "change": posted("balance")}
+        params["value"] = held(ledger.account_value(line, "balance"))
+    elif reason in PAYMENT_KINDS:
+        template = "payment-received"
+        bill_paid = -posted("billed")
+        params = {"amount": bill_paid + posted("advance"), "bill_paid": bill_paid,
+                  "billed": owed(ledger.account_value(line, "billed")),
+                  "advance": held(ledger.account_value(line, "advance"))}
+    else:
+        template = "balance-changed"
+        params = {"account": "current", "change": posted("current"),
+                  "value": owed(ledger.account_value(line, "current"))}
+    params["reason"] = reason
+    enqueue(uow, line, template, {k: f"{v:.4f}" if isinstance(v, Decimal) else v for k, v in params.items()},
+            key=f"{op.key}:notify")
 
 
 @dataclass(frozen=True)

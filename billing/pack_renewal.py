@@ -27,6 +27,10 @@ from .packs import end, live_packs, pack_of, start_period
 log = logging.getLogger("billing.pack_renewal")
 
 
+RENEWAL_FAILED = {"balance": "pack-renewal-failed", "suspended": "pack-renewal-held",
+                  "payment-needed": "pack-renewal-needs-payment"}
+
+
 def _notify(uow, line: Subscriber, sub: PackSubscription, template: str, key: str, **extra) -> None:
     params = {"pack": sub.pack_code, "volume_mb": sub.volume_mb, "expires": f"{sub.period_end:%Y-%m-%d}", **extra}
     outbox.enqueue(uow, line, template, params, key=f"{key}:{template}")
@@ -44,7 +48,7 @@ def try_renew(uow, line: Subscriber, sub: PackSubscription, start: datetime, key
     start_period(uow.offers.packs, sub, start)
     sub.renewals += 1
     _notify(uow, line, sub, "pack-renewed", key, price=fmt_exact(pack.price))
-    outbox.notify_balance_change(uow, line, -pack.price, "pack", key)
+    outbox.notify_balance_change(uow, line, op, "pack")
     log.info("pack %s renewed for %s", sub.pack_code, mask(line.msisdn))
     return True
 
@@ -69,10 +73,12 @@ def _at_period_end(uow, line: Subscriber, sub: PackSubscription, now: datetime) 
         sub.next_attempt_at = now  # looked at on every run until the line is active again
     if sub.renew_after_payment:
         sub.next_attempt_at = None  # only a payment renews it
-    _notify(uow, line, sub, "pack-renewal-failed", key, retry_until=f"{sub.retry_until:%Y-%m-%d}",
-            leftover_until=f"{sub.leftover_until:%Y-%m-%dT%H:%M}",
-            reason="suspended" if line.status != "active" else
-                   "payment-needed" if sub.renew_after_payment else "balance")
+    # Why it was not renewed decides what the subscriber is asked to do (seed 002): wait for money
+    # (we retry), reactivate the line, or make a payment after a suspension at will.
+    reason = ("payment-needed" if sub.renew_after_payment else
+              "suspended" if line.status != "active" else "balance")
+    _notify(uow, line, sub, RENEWAL_FAILED[reason], key, retry_until=f"{sub.retry_until:%Y-%m-%d}",
+            leftover_until=f"{sub.leftover_until:%Y-%m-%dT%H:%M}", reason=reason)
     log.info("pack %s of %s not renewed (status %s)", sub.pack_code, mask(line.msisdn), line.status)
 
 

@@ -41,6 +41,7 @@ class PackState:
     auto_renew: bool
     usable: bool
     throttled: bool  # seed 002: the 50 GB pack after its volume runs at throttle_kbps
+    paused: bool = False  # in its period, but the line may not use packs now (postpaid one-way suspended)
 
     @property
     def speed_kbps(self) -> int | None:
@@ -112,7 +113,7 @@ def order_pack(uow, msisdn: str, number: int, key: str) -> PackOrder:
     outbox.enqueue(uow, line, "pack-ordered", {"pack": pack.code, "volume_mb": pack.volume_mb,
                                                 "price": fmt_exact(pack.price), "expires": f"{sub.period_end:%Y-%m-%d}"},
                    key=f"{key}:pack-ordered")
-    outbox.notify_balance_change(uow, line, -pack.price, "pack", key)
+    outbox.notify_balance_change(uow, line, op, "pack")
     uow.commit()
     log.info("pack %s ordered by %s for %s AZN", pack.code, mask(line.msisdn), pack.price)
     return PackOrder(pack, sub.period_end)
@@ -165,8 +166,9 @@ def pack_status(uow, msisdn: str) -> list[PackState]:
     now = uow.clock.now()
     states = []
     for sub in live_packs(uow, line):
-        usable = is_usable(sub, now) and can_use_packs(line)
+        in_period, allowed = is_usable(sub, now), can_use_packs(line)
+        usable = in_period and allowed
         throttled = bool(sub.throttle_kbps) and usable and sub.remaining_kb == 0
         states.append(PackState(pack_of(uow.offers.packs, sub), sub.status, Decimal(sub.remaining_kb) / KB_PER_MB,
-                                sub.period_end, sub.auto_renew, usable, throttled))
+                                sub.period_end, sub.auto_renew, usable, throttled, paused=in_period and not allowed))
     return states

@@ -5,9 +5,12 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import func, select
+
 from . import credit, ledger, lines, outbox, pack_renewal
-from .models import Subscriber
-from .money import from_units, parse_amount, to_units
+from .errors import InvalidInput
+from .models import LedgerEntry, Operation, Subscriber
+from .money import from_units, parse_payment, to_units
 from .msisdn import mask
 
 log = logging.getLogger("billing.payments")
@@ -30,28 +33,44 @@ def _apply_payment(uow, line: Subscriber, amount: Decimal, op, kind: str) -> Non
     ledger.post(uow, line, "advance", amount - from_units(to_bill), op, kind)
 
 
-def _after_money_landed(uow, line: Subscriber, op) -> None:
-    """What a top-up or a card triggers, in its transaction (seeds 003 and 002): Nar/SOS credit debt
-    is recovered first, so a pack waiting for money is renewed only from what is left."""
+def _after_money_landed(uow, line: Subscriber, op, kind: str) -> None:
+    """What a top-up or a card triggers, in its transaction, in this order (seeds 003, 000, 002):
+    Nar/SOS credit debt is recovered first; the subscriber is told the payment and the debt it
+    repaid, in one message; then a pack waiting for money is renewed from what is left (and says so
+    in its own message, after this one)."""
     credit.recover_credit_debt(uow, line, op)
+    outbox.notify_balance_change(uow, line, op, kind)
     pack_renewal.renew_after_topup(uow, line, op)
 
 
-def land_payment(uow, line: Subscriber, amount: Decimal, op, kind: str, key: str) -> None:
-    """Money arriving on a line under operation `op`: a top-up and a scratch card alike. Applied to
-    the balance (prepaid) or the bill, then advance (postpaid); what it triggers; the balance SMS."""
+def land_payment(uow, line: Subscriber, amount: Decimal, op, kind: str) -> None:
+    """Money arriving on a line under operation `op`, a top-up and a scratch card alike: applied to
+    the balance (prepaid) or the bill, then advance (postpaid), then what it triggers."""
     _apply_payment(uow, line, amount, op, kind)
-    _after_money_landed(uow, line, op)
-    outbox.notify_balance_change(uow, line, amount, kind, key)
+    _after_money_landed(uow, line, op, kind)
+
+
+def _paid_by(uow, key: str) -> Decimal:
+    """What an earlier payment under `key` brought in (to the balance, or to the bill and advance)."""
+    entries = uow.session.execute(
+        select(LedgerEntry.account, func.sum(LedgerEntry.delta_units))
+        .join(Operation, Operation.id == LedgerEntry.operation_id)
+        .where(Operation.key == key, LedgerEntry.kind == Operation.kind)
+        .group_by(LedgerEntry.account)).all()
+    units = {account: total for account, total in entries}
+    return from_units(units.get("balance", 0) + units.get("advance", 0) - units.get("billed", 0))
 
 
 def topup(uow, msisdn: str, amount, key: str, *, kind: str = "topup") -> TopUp:
-    value = parse_amount(amount, allow_zero=False)
+    value = parse_payment(amount)
     line = lines.find(uow, msisdn, lock=True)
     op = ledger.open_operation(uow, key, kind, line)
     if op is None:
-        return TopUp(value, duplicate=True)
-    land_payment(uow, line, value, op, kind, key)
+        applied = _paid_by(uow, key)
+        if applied != value:  # a retry carries the same amount; anything else is a mistake to refuse
+            raise InvalidInput(f"key {key} was already used for a payment of {applied:.2f} AZN, not {value:.2f}")
+        return TopUp(applied, duplicate=True)
+    land_payment(uow, line, value, op, kind)
     uow.commit()
     log.info("%s %s AZN for %s", kind, value, mask(line.msisdn))
     return TopUp(value)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from . import ledger, lines, outbox
 from .billrun import last_cutoff
 from .errors import InvalidInput
-from .money import from_units
+from .money import from_units, owed
 from .msisdn import mask
 from .packs import end, live_packs
 from .tariffs import PLANS
@@ -31,8 +31,17 @@ def _move_money(uow, line, plan: str, op) -> None:
         line.bill_day = line.bill_day or 10
         line.last_bill_run = last_cutoff(line.bill_day, uow.clock.now())
         return
-    if line.billed_units or line.current_units:
-        raise InvalidInput("settle the bill and current usage before moving to prepaid")
+    # What is owed (the bill and this cycle's usage, to the 0.0001) is settled from the advance
+    # first; short of it, the subscriber is told the amount to pay, rounded up as owed money is.
+    owed_units = line.billed_units + line.current_units
+    if line.advance_units < owed_units:
+        short = owed(from_units(owed_units - line.advance_units))
+        raise InvalidInput(f"pay {short:.2f} AZN first: the bill and current usage are settled before a move "
+                           f"to prepaid")
+    for account in ("billed", "current"):
+        settled = ledger.account_value(line, account)
+        ledger.post(uow, line, account, -settled, op, "plan-change:settle")
+        ledger.post(uow, line, "advance", -settled, op, "plan-change:settle")
     moved = from_units(line.advance_units)
     ledger.post(uow, line, "advance", -moved, op, "plan-change")
     ledger.post(uow, line, "balance", moved, op, "plan-change")

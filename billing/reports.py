@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from . import lines
 from .ledger import account_value
+from .money import held, owed
 from .models import Subscriber
 from .tariffs import Tariff
 
@@ -35,6 +36,27 @@ class BalanceReport:
     current: Decimal | None = None
     advance: Decimal | None = None
     bill_day: int | None = None
+
+
+    @property
+    def shown(self) -> "ShownFigures":
+        """The figures as every channel shows or speaks them (to the qəpik, billing.money's rule)."""
+        def maybe(rounding, value):
+            return None if value is None else rounding(value)
+        return ShownFigures(
+            balance=maybe(held, self.balance), advance=maybe(held, self.advance),
+            billed=maybe(owed, self.billed), current=maybe(owed, self.current),
+            nar_debt=maybe(owed, self.nar_debt), sos_debt=maybe(owed, self.sos_debt))
+
+
+@dataclass(frozen=True)
+class ShownFigures:
+    balance: Decimal | None
+    advance: Decimal | None
+    billed: Decimal | None
+    current: Decimal | None
+    nar_debt: Decimal | None
+    sos_debt: Decimal | None
 
 
 def report_for(uow, line: Subscriber) -> BalanceReport:

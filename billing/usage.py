@@ -83,7 +83,7 @@ def record_data_usage(uow, msisdn: str, mb, key: str) -> DataUsage:
         price, cut_off = from_units(max(line.balance_units, 0)), True
     if price:
         ledger.charge(uow, line, price, op, "data")
-        outbox.notify_balance_change(uow, line, -price, "data", key)
+        outbox.notify_balance_change(uow, line, op, "data")
     uow.commit()
     result = DataUsage(volume, Decimal(drawn) / KB_PER_MB, Decimal(throttled) / KB_PER_MB,
                        Decimal(rest) / KB_PER_MB, price, cut_off)

@@ -105,7 +105,7 @@ AFTER_CARD_PIN = {ENTERED: "redeem_card", EXHAUSTED: "main_menu"}
 
 def card_topped_up(topped, language: str) -> list[str]:
     return ["card-topped-up", *say_amount(topped.amount, language),
-            "your-new-balance-is", *say_amount(topped.report.balance, language)]
+            "your-new-balance-is", *say_amount(topped.report.shown.balance, language)]
 
 
 def minutes_until(until, now) -> int:
@@ -132,7 +132,7 @@ UNAVAILABLE = "service-unavailable"
 
 
 def prepaid_figures(report, language: str) -> list[str]:
-    prompts = ["your-balance-is", *say_amount(report.balance, language)]
+    prompts = ["your-balance-is", *say_amount(report.shown.balance, language)]
     prompts += ["your-tariff-is", f"tariff-{report.tariff.name}"]
     if report.balance_expires is not None:
         prompts += ["balance-expires-on", *say_date(report.balance_expires, language)]
@@ -143,9 +143,9 @@ def prepaid_figures(report, language: str) -> list[str]:
 
 def postpaid_figures(report, language: str) -> list[str]:
     return [
-        "billed-amount-is", *say_amount(report.billed, language),
-        "current-amount-is", *say_amount(report.current, language),
-        "advance-payment-is", *say_amount(report.advance, language),
+        "billed-amount-is", *say_amount(report.shown.billed, language),
+        "current-amount-is", *say_amount(report.shown.current, language),
+        "advance-payment-is", *say_amount(report.shown.advance, language),
     ]
 
 

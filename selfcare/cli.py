@@ -19,10 +19,19 @@ from billing.money import fmt_exact, parse_amount
 from selfcare import logs
 
 
+def _now(value: str | None):
+    if value is None:
+        return None
+    try:
+        return parse_now(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date and time: {value!r} (use e.g. 2026-11-22T23:00)") from None
+
+
 class Context:
-    def __init__(self, db_url: str | None, now: str | None):
+    def __init__(self, db_url: str | None, now):
         self.db_url = db_url
-        self.clock = FixedClock(parse_now(now)) if now else None
+        self.clock = FixedClock(now) if now else None
         self._core: Core | None = None
 
     @property
@@ -52,7 +61,8 @@ class SelfcareGroup(click.Group):
 
 @click.group(cls=SelfcareGroup)
 @click.option("--db", "db_url", envvar="SELFCARE_DB", help="SQLAlchemy URL (default: sqlite:///var/selfcare.db)")
-@click.option("--now", help="a fixed clock, ISO-8601 (operator local time), for drills and tests")
+@click.option("--now", callback=lambda _ctx, _param, value: _now(value),
+              help="a fixed clock, ISO-8601 (operator local time), for drills and tests")
 @click.option("-v", "--verbose", is_flag=True, help="log every decision to stderr")
 @click.pass_context
 def cli(ctx, db_url, now, verbose):

@@ -19,6 +19,7 @@ Accepted (docs/rules.md):
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
@@ -57,10 +58,10 @@ YES_WORDS = {"1", "yes", "y", "ok", "bəli", "beli", "hə", "he", "ha", "да", 
 NO_WORDS = {"2", "0", "no", "n", "yox", "нет", "net"}
 
 # A number as people type it: digits with optional spaces, dashes or brackets, optionally +994.
-_NUMBER = r"\+?\d[\d\s\-()]{6,18}\d"
+_NUMBER = r"\+?[0-9][0-9\s\-()]{6,18}[0-9]"
 _SIGNED = re.compile(rf"^([+-])\s*({_NUMBER})$")
 _PLAIN_NUMBER = re.compile(rf"^{_NUMBER}$")
-_SERIAL = re.compile(r"^\d{10}$")
+_SERIAL = re.compile(r"^[0-9]{10}$")
 # Handsets and gateways pad texts with all kinds of blanks; a "blank" SMS may be any of them.
 _BLANKS = re.compile(r"[\s\u00a0\u200b\u200c\u200d\u2060\ufeff]+")
 
@@ -72,7 +73,9 @@ def short_number_of(to: str) -> str:
 
 
 def _tidy(text: str | None) -> str:
-    return _BLANKS.sub(" ", text or "").strip()
+    # NFKC: the full-width digits and plus some handsets send (１２３, ＋) become 123 and +; other
+    # scripts' digits stay what they are and match no command (ours are ASCII digits only).
+    return _BLANKS.sub(" ", unicodedata.normalize("NFKC", text or "")).strip()
 
 
 def _digits_only(number: str) -> str:

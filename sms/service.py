@@ -227,11 +227,12 @@ class SmsService:
 
     @staticmethod
     def _prepaid_figures(report) -> dict:
-        return {"balance": report.balance, "expires": report.balance_expires, "ends": report.subscription_ends}
+        return {"balance": report.shown.balance, "expires": report.balance_expires, "ends": report.subscription_ends}
 
     @staticmethod
     def _postpaid_figures(report) -> dict:
-        return {"billed": report.billed, "current": report.current, "advance": report.advance}
+        shown = report.shown
+        return {"billed": shown.billed, "current": shown.current, "advance": shown.advance}
 
 
 _services: dict[int, SmsService] = {}

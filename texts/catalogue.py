@@ -68,6 +68,7 @@ KINDS = {
     "number": Kind(style.number, lambda _l: "+994501234567"),
     "serial": Kind(style.plain, lambda _l: "9999999999"),
     "count": Kind(style.plain, lambda _l: "99999"),
+    "code": Kind(style.plain, lambda _l: "99"),  # a part of a USSD code, e.g. 05 in *700#05#
     "title": Kind(style.plain, lambda _l: "Ж" * TITLE_MAX),  # not GSM-7: the tighter UCS-2 limit
 }
 

@@ -27,4 +27,6 @@ def render(catalogue: Catalogue, message: Outgoing, tariffs, offers) -> str:
         values["tariff"] = tariffs.get(values["tariff"]).title.get(language, values["tariff"])
     if "plan" in values:
         values["plan"] = f"plan-{values['plan']}"
+    if "reason" in values:  # call, data, pack, topup, card, credit:nar ...: worded by its entry
+        values["reason"] = f"reason-{str(values['reason']).split(':')[0]}"
     return section.render_from(key, language, values)

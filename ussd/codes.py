@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from billing.cards import pin_lookup
+
 # Menu codes open a session (CON ...); the others answer at once (END ...).
 MENU_ACTIONS = ("pack-menu", "friend-requests")
 
@@ -50,6 +52,17 @@ def clean(code: str) -> str:
     if compact.upper().endswith("YES"):
         compact = compact[:-3]
     return compact
+
+
+_CARD_CODE = re.compile(r"^(\*104\*)(\d+)(#)$")
+
+
+def key_form(code: str) -> str:
+    """The code as a request's key may carry it (hashed by the USSD service): a card PIN is replaced
+    by its keyed digest, so no key holds a plain digest of a PIN, which a stolen database could be
+    searched with. A retry of the same PIN still gets the same key."""
+    compact = clean(code)
+    return _CARD_CODE.sub(lambda m: m.group(1) + pin_lookup(m.group(2)) + m.group(3), compact)
 
 
 def parse(code: str) -> Request:

@@ -7,6 +7,7 @@ gets the kept answer and changes nothing twice. An answer longer than one screen
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -15,9 +16,10 @@ from billing import lines, services
 from billing.errors import (BillingError, CardAlreadyUsed, CreditRefused, FriendRequestExpired, InsufficientBalance,
                             InvalidMsisdn, InvalidPin, LineNotActive, NoFriendRequest, NoPacks, TooManyWrongPins,
                             UnknownPack, UnknownSubscriber, WrongPin, WrongPlan)
+from billing.money import held, owed
 from billing.msisdn import mask, normalize
 
-from .codes import Request, parse
+from .codes import Request, key_form, parse
 from .menus import MenuContext, walk
 from .paging import page
 
@@ -53,32 +55,42 @@ def answer(core, phone: str, service_code: str, text: str, key: str) -> Reply:
     consumed = 0
     if request.is_menu:
         ctx = _menu_context(core, msisdn, lang, request)
-        if ctx is None:
-            return Reply(_texts().render("friend-none", lang))
+        if isinstance(ctx, str):  # nothing to choose: no request waits, or the friend cannot lend now
+            return Reply(ctx)
         outcome = walk(request.action, inputs, ctx)
         if outcome.kind == "menu":
             return Reply(outcome.text, final=False)
         if outcome.kind == "exhausted":
             return Reply(outcome.text)
         request, consumed = outcome.action, outcome.consumed
-    screen = page(act(core, msisdn, lang, request, f"{key}:{consumed}"), inputs[consumed:], lang)
+    screen = page(act(core, msisdn, lang, request, f"{key}:{_asked(service_code, inputs[:consumed])}"),
+                  inputs[consumed:], lang)
     if screen is None:  # inputs after an answer that were not "more"
         return Reply(_texts().render("help", lang))
     return Reply(screen.text, final=screen.last)
 
 
-def _menu_context(core, msisdn: str, lang: str, request: Request) -> MenuContext | None:
+def _asked(service_code: str, inputs: list[str]) -> str:
+    """What the request asked, in its key: a gateway's retry asks the same and is answered from
+    memory; another code or other inputs in the same session and step are a new request. A digest,
+    since a code can carry a friend's number and keys reach logs."""
+    asked = key_form(service_code) + "|" + "*".join(token.strip() for token in inputs)
+    return f"{len(inputs)}:{hashlib.sha256(asked.encode()).hexdigest()[:16]}"
+
+
+def _menu_context(core, msisdn: str, lang: str, request: Request) -> MenuContext | str:
+    """The menu's context, or the answer that ends the session before a menu (a text)."""
     rules = core.offers.packs
     if request.action != "friend-requests":
         return MenuContext(lang, rules.catalogue, rules.validity_days)
     with core.reader() as uow:
         waiting = services.pending_requests(uow, msisdn)
         if not waiting:
-            return None
+            return _texts().render("friend-none", lang)
         try:
             amount = services.available_nar_credit(uow, msisdn)
-        except CreditRefused:
-            amount = core.offers.credit.ussd_max
+        except CreditRefused as refused:  # the friend's own credit cannot cover it: say why, offer nothing
+            return refusal(refused, lang, core.offers.credit)
     first = waiting[0]
     return MenuContext(lang, friend_request=(first.id, first.requester, amount))
 
@@ -138,7 +150,8 @@ def refusal(exc: CreditRefused, lang: str, rules) -> str:
         "first-week": lambda r: {"days": r.first_week_days, "amount": r.first_week_min_topup},
         "sos-limit": lambda r: {"amount": r.sos_max_outstanding},
     }.get(exc.reason, lambda r: {})(rules)
-    return _texts().render(key, lang, **params)
+    figures = {**exc.details, "available": held(exc.details["available"])} if "available" in exc.details else exc.details
+    return _texts().render_from(key, lang, {**params, **figures})
 
 
 def _dates(uow, msisdn, lang, _arg) -> str:
@@ -146,7 +159,7 @@ def _dates(uow, msisdn, lang, _arg) -> str:
         r = services.require_served(services.balance_report(uow, msisdn), "2112")
     except WrongPlan:
         return _texts().render("dates-for-prepaid", lang)
-    return _texts().render("dates", lang, balance=r.balance, expires=r.balance_expires, ends=r.subscription_ends)
+    return _texts().render("dates", lang, balance=r.shown.balance, expires=r.balance_expires, ends=r.subscription_ends)
 
 
 def _postpaid_balance(uow, msisdn, lang, _arg) -> str:
@@ -154,12 +167,16 @@ def _postpaid_balance(uow, msisdn, lang, _arg) -> str:
         r = services.require_served(services.balance_report(uow, msisdn), "650")
     except WrongPlan:
         return _texts().render("postpaid-only", lang)
-    return _texts().render("postpaid-balance", lang, billed=r.billed, current=r.current, advance=r.advance,
-                           bill_day=r.bill_day)
+    shown = r.shown
+    return _texts().render("postpaid-balance", lang, billed=shown.billed, current=shown.current,
+                           advance=shown.advance, bill_day=r.bill_day)
 
 
 def _pack_line(state, lang: str) -> str:
     title = state.pack.title[lang]
+    if state.paused:  # the line may not use it now (seed 002)
+        return _texts().render("pack-state-paused", lang, title=title, remaining=f"{state.remaining_mb:.0f}",
+                               expires=state.expires)
     if state.throttled:
         return _texts().render("pack-state-throttled", lang, title=title, speed=state.speed_kbps, expires=state.expires)
     renew = ("pack-state-awaiting" if state.status == "awaiting-renewal" else
@@ -178,7 +195,7 @@ def _pack_status(uow, msisdn, lang, _arg) -> str:
 def _debt(kind: str):
     def read(uow, msisdn, lang, _arg) -> str:
         debt = services.credit_debt(uow, msisdn)
-        return _texts().render(f"{kind}-debt", lang, debt=getattr(debt, kind))
+        return _texts().render(f"{kind}-debt", lang, debt=owed(getattr(debt, kind)))
     return read
 
 
@@ -213,7 +230,7 @@ def _stop_renewal(uow, msisdn, lang, _arg, key) -> str:
 def _granted(result, lang: str, template: str, **extra) -> str:
     if result.duplicate:
         return _texts().render("already-done", lang)
-    figures = {"amount": result.amount, "fee": result.fee, "request_fee": result.request_fee, "debt": result.debt}
+    figures = {"amount": result.amount, "fee": result.fee, "request_fee": result.request_fee, "debt": owed(result.debt)}
     return _texts().render_from(template, lang, {**figures, **extra})
 
 
@@ -264,10 +281,10 @@ def _card(uow, msisdn, lang, pin, key) -> str:
         return _texts().render("card-used", lang, when=used.used_at)
     if topped.duplicate:
         return _texts().render("already-done", lang)
-    r = topped.report
-    if r.plan == "prepaid":
-        return _texts().render("card-topped-up", lang, amount=topped.amount, balance=r.balance)
-    return _texts().render("card-paid", lang, amount=topped.amount, billed=r.billed, advance=r.advance)
+    shown = topped.report.shown
+    if topped.report.plan == "prepaid":
+        return _texts().render("card-topped-up", lang, amount=topped.amount, balance=shown.balance)
+    return _texts().render("card-paid", lang, amount=topped.amount, billed=shown.billed, advance=shown.advance)
 
 
 CHANGES = {

@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 
 from billing import services
-from billing.money import fmt_azn
 import texts
 from sms.dispatch import Dispatcher, KannelTransport
 
@@ -80,8 +79,8 @@ def test_blank_sms_to_650_reports_billed_current_advance_and_charges_0_0236(kann
 
     after = report(core, "+994551110002")
     assert after.current == Decimal("7.1736")
-    assert mt.text == TEXTS.render("postpaid-balance", "en", billed="25.30", current=fmt_azn(after.current),
-                                   advance="5.00")
+    # 7.1736 owed is shown rounded up: no part of what is owed is hidden
+    assert mt.text == "Billed amount: 25.30 AZN. Current amount: 7.18 AZN. Advance payment: 5.00 AZN."
     assert peer.sent_flags("+994551110002")[-1] == ("0", "0")  # flash, GSM-7
 
 
@@ -95,13 +94,12 @@ def test_plus_and_minus_to_650_grant_and_revoke_a_viewer(kannel_world):
     revoked = peer.ask("+994551110003", "650", "-0501110003")
     refused = peer.ask("+994501110003", "650", "0551110003")
 
-    assert granted.text == TEXTS.render("grant-made", "az", number="0501110003")
-    # the owner's current amount when viewed: 2.50 + the 0.0236 grant SMS
-    assert seen.text == TEXTS.render("shared-postpaid", "en", number="0551110003", billed="11.00",
-                                     current="2.52", advance="0.00")
+    assert granted.text == "0501110003 artıq balans məlumatınızı görə bilər. Ləğv: 650-yə -0501110003 göndərin."
+    # the owner's current amount when viewed: 2.50 + the 0.0236 grant SMS, owed, so shown up
+    assert seen.text == "0551110003: billed 11.00 AZN, current 2.53 AZN, advance 0.00 AZN."
     assert report(core, "+994551110003").current == Decimal("2.5472")  # grant + revoke SMS
-    assert revoked.text == TEXTS.render("revoke-done", "az", number="0501110003")
-    assert refused.text == TEXTS.render("shared-refused", "en")
+    assert revoked.text == "0501110003 nömrəsinin balans məlumatınıza icazəsi ləğv edildi."
+    assert refused.text == "You have no access to that number's balance information. This SMS is free."
     assert report(core, "+994501110003").balance == Decimal("4.9764")  # one 650 fee: the report, not the refusal
     audit_clean(core)
 
@@ -156,7 +154,7 @@ def test_a_balance_notification_goes_out_through_sendsms_as_flash(kannel_world):
 
     mt = peer.expect("+994501110005")
     assert sent >= 1
-    assert mt.text == "Баланс изменился на +5.00 AZN. Новый баланс: 6.00 AZN."
+    assert mt.text == "Баланс изменился на +5.00 AZN (пополнение). Новый баланс: 6.00 AZN."
     assert peer.sent_flags("+994501110005")[-1] == ("0", "2")
     assert Dispatcher(transport).run(core) == 0  # marked sent: never twice
 
@@ -182,7 +180,7 @@ def test_a_notification_asks_for_delivery_reports_and_kannel_s_reports_are_recor
 
     assert Dispatcher(transport).run(core) >= 1
     mt = peer.expect("+994501110006")
-    assert mt.text == "Your balance changed by +5.00 AZN. New balance: 6.00 AZN."
+    assert mt.text == "Your balance changed by +5.00 AZN (top-up). New balance: 6.00 AZN."
 
     def message():
         with core.uow() as uow:

@@ -238,9 +238,11 @@ def a_plan_change_annuls_packs(core, clock):
     r = report(core)
     assert (r.plan, r.advance, packs(core)) == ("postpaid", D("7.00"), [])
     call(core, services.order_pack, PRE, 1, key())  # postpaid: added to current usage
-    with pytest.raises(InvalidInput):
-        call(core, services.change_plan, PRE, "prepaid", key())  # usage not settled yet
     assert len(packs(core)) == 1
+    # back to prepaid: the advance settles the 3.00 of usage first, the rest becomes the balance
+    assert call(core, services.change_plan, PRE, "prepaid", key()) == 1
+    r = report(core)
+    assert (r.plan, r.balance, packs(core)) == ("prepaid", D("4.00"), [])
     assert_audit_clean(core)
 
 
@@ -408,7 +410,7 @@ def the_whole_debt_is_recovered_at_the_next_top_up(core, clock):
     assert report(core).balance == 0 and debt(core).nar == D("0.70")
     top_up(core, PRE, "10.00")
     assert debt(core).nar == 0 and report(core).balance == D("9.30")
-    assert template_names(core).count("credit-repaid") == 2
+    assert template_names(core).count("topped-up-debt-repaid") == 2  # each top-up names what it repaid
     assert_audit_clean(core)
 
 

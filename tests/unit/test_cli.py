@@ -35,7 +35,11 @@ def test_subscriber_show_json_carries_the_documented_fields(run):
     (("subscriber", "show", "12345"), "not a mobile number"),
     (("subscriber", "show", "0509999999"), "not a subscriber"),
     (("topup", "0509999999", "5"), "not a subscriber"),
-    (("topup", "0501234567", "abc"), "not an amount"),
+    (("topup", "0501234567", "abc"), "not a payment: 'abc'"),
+    (("topup", "0501234567", "1e3"), "not a payment: '1e3' (manat with at most 2 places, e.g. 5 or 12.50)"),
+    (("topup", "0501234567", "0.001"), "not a payment: '0.001'"),
+    (("subscriber", "add", "0502223344", "--plan", "prepaid", "--activated", "2026-12-01"),
+     "activation date 2026-12-01 is after today (2026-11-22)"),
     (("card", "add", "123", "--pin", "1234", "--value", "5"), "10 digits"),
 ])
 def test_bad_input_exits_2_with_one_clear_line_and_changes_nothing(run, args, message):
@@ -185,3 +189,20 @@ def test_selfcare_call_tops_up_with_a_card_by_its_pin_and_says_so(run):
             "press 3. For safety advice, press 4. To top up with a scratch card, press 5. To end the call, press 9.")]
     assert json.loads(run("subscriber", "show", "0502223344", "--json").output)["balance"] == "8.0500"
     assert "ok: 1 lines" in run("audit").output
+
+
+def test_a_reused_top_up_key_with_another_amount_is_refused_and_the_same_one_says_what_was_applied(run):
+    run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "1")
+    assert run("topup", "0501234567", "1.00", "--key", "K1").output == "topped up 1.00 AZN; balance 2.0000\n"
+    again = run("topup", "0501234567", "1", "--key", "K1")
+    assert again.output == "topped up 1.00 AZN (already applied); balance 2.0000\n"
+    other = run("topup", "0501234567", "2.00", "--key", "K1")
+    assert other.exit_code == 2
+    assert other.output == "error: key K1 was already used for a payment of 1.00 AZN, not 2.00\n"
+
+
+def test_a_bad_now_is_one_clear_line(run):
+    result = CliRunner().invoke(cli, ["--now", "yesterday", "audit"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--now': not a date and time: 'yesterday' (use e.g. 2026-11-22T23:00)" in result.output
+    assert "Traceback" not in result.output

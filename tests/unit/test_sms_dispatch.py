@@ -67,7 +67,7 @@ def test_outbox_templates_render_in_each_language(core):
     dispatcher = Dispatcher(LogTransport())
     message = Outgoing("k", PRE, "az", "balance-changed",
                        {"change": "-0.0400", "reason": "call", "account": "balance", "value": "12.4400"})
-    assert dispatcher.render(core, message) == "Balansınız dəyişdi: -0.04 AZN. Yeni balans: 12.44 AZN."
+    assert dispatcher.render(core, message) == "Balansınız dəyişdi (zəng): -0.04 AZN. Yeni balans: 12.44 AZN."
     bill = Outgoing("b", PRE, "ru", "bill-issued", {"usage": "7.1500", "billed": "32.4500", "advance": "0.0000"})
     assert dispatcher.render(core, bill) == "Счёт выставлен: расход 7.15 AZN, к оплате 32.45 AZN, аванс 0.00 AZN."
     moved = Outgoing("p", PRE, "az", "plan-changed", {"plan": "postpaid", "tariff": "biznes", "packs_annulled": 1})
@@ -84,7 +84,7 @@ def test_the_twilio_transport_posts_to_the_configured_api_and_marks_the_message_
     path, form = FakeApi.requests[0]
     assert path == f"/2010-04-01/Accounts/AC{'0' * 32}/Messages.json"
     assert form["To"] == [PRE] and form["From"] == ["+15005550006"]
-    assert form["Body"] == ["Your balance changed by +5.00 AZN. New balance: 6.00 AZN."]
+    assert form["Body"] == ["Your balance changed by +5.00 AZN (top-up). New balance: 6.00 AZN."]
     with core.uow() as uow:
         assert pending(uow) == []
 

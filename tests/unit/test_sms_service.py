@@ -74,7 +74,7 @@ def test_blank_650_reports_billed_current_advance_with_the_650_fee(core):
     add_postpaid(core, billed="25.30", current="7.15", advance="5.00")
     reply = handle_sms(core, POST, "650", "", "k3")
     assert reply.charged == Decimal("0.0236")
-    assert reply.text == TEXTS.render("postpaid-balance", "en", billed="25.30", current="7.17", advance="5.00")
+    assert reply.text == TEXTS.render("postpaid-balance", "en", billed="25.30", current="7.18", advance="5.00")  # 7.1736 owed: shown up
 
 
 def test_prepaid_below_the_fee_gets_a_clear_answer_and_no_charge(core):
@@ -212,3 +212,14 @@ def test_1003_says_used_on_once_a_card_topped_up_a_line_by_ussd_or_by_a_call(cor
     assert sms_command(core, "0502223344", "1003", "1000000002") == "Карта 1000000002 использована: 22 ноября 2026 12:45."
     with core.uow() as uow:
         assert services.audit(uow) == []
+
+
+def test_a_serial_in_full_width_digits_is_read_as_typed_and_other_digits_are_refused_free(core):
+    add_prepaid(core, language="en")
+    with core.uow() as uow:
+        services.add_card(uow, "1000000001", "1234", "5.00")
+    wide = handle_sms(core, PRE, "1003", "１０００００００01", "fw-1")
+    arabic = handle_sms(core, PRE, "1003", "١٠٠٠٠٠٠٠٠١", "fw-2")
+    assert (wide.text, wide.charged) == ("Card 1000000001 has not been used.", Decimal("0.02"))
+    assert arabic.text.startswith("To check a scratch card send its 10-digit serial number to 1003")
+    assert arabic.charged == 0

@@ -112,7 +112,7 @@ def test_star_700_codes_take_nar_credit_and_star_700_150_shows_the_debt(core, cl
     assert dial(core, "*700#05#").startswith("END 0.50 AZN Nar Credit added. Service fee 0.10 AZN")
     assert dial(core, "*700#01#").startswith("END 1.00 AZN Nar Credit added. Service fee 0.20 AZN")
     assert dial(core, "*700#02#").startswith("END 2.00 AZN Nar Credit added. Service fee 0.40 AZN")
-    assert dial(core, "*700#03#") == "END Your Nar Credit limit is reached. Debt: *700#150#."
+    assert dial(core, "*700#03#") == "END 3.00 AZN is more than the 0.50 AZN of Nar Credit left. For 0.50 AZN dial *700#05#."
     assert dial(core, "*700#07#").startswith("END No such credit amount")
     assert dial(core, "*700#150#") == "END Your Nar Credit debt: 7.80 AZN."
     assert template_names(core).count("credit-granted") == 4
@@ -255,7 +255,7 @@ def test_the_gateway_gets_direct_codes_and_bad_requests(core, client):
 def test_every_template_the_scenarios_enqueue_has_a_text(core, clock):
     from tests.unit import packs_credit_scenarios as scenarios
 
-    lead_templates = {"balance-changed", "bill-issued"}
+    lead_templates = {"balance-changed"}  # one template, worded per account
     seen = set()
     for scenario in scenarios.SCENARIOS:
         fresh = core.__class__(f"{core.db_url}-{scenario.__name__}.db", clock=clock)
@@ -268,7 +268,7 @@ def test_every_template_the_scenarios_enqueue_has_a_text(core, clock):
         finally:
             fresh.dispose()
     assert seen - lead_templates <= set(texts.current()["notifications"].entries)
-    assert {"pack-ordered", "pack-renewed", "credit-granted", "credit-repaid", "friend-credit-request"} <= seen
+    assert {"pack-ordered", "pack-renewed", "credit-granted", "topped-up-debt-repaid", "friend-credit-request"} <= seen
 
 
 def test_worker_jobs_take_the_core_and_return_counts(core):
@@ -416,3 +416,91 @@ def test_the_gateway_retrying_star_104_tops_up_once_and_counts_a_wrong_pin_once(
     used = post(client, "", session="card-3", code=f"*104*{CARD_PIN}#").get_data(as_text=True)
     assert used == "END This card was already used on November 22, 2026 12:00."
     assert_audit_clean(core)
+
+
+def test_every_credit_refusal_says_the_real_reason_and_what_is_still_possible(core, clock):
+    credit_ready_line(core, clock)  # a 3.00 AZN Nar Credit limit
+    assert dial(core, "*700#01#").startswith("END 1.00 AZN Nar Credit added.")
+    assert dial(core, "*700#05#").startswith("END 0.50 AZN Nar Credit added.")
+    # 1.50 left: not "limit reached" (a smaller amount still fits), and SOS agrees with it
+    assert dial(core, "*700#02#") == "END 2.00 AZN is more than the 1.50 AZN of Nar Credit left. For 1.00 AZN dial *700#01#."
+    assert dial(core, "*711#") == ("END SOS Credit is only for lines that reached their Nar Credit limit. "
+                                  "You can still take 1.00 AZN Nar Credit: *700#.")
+    assert dial(core, "*700#").startswith("END 1.00 AZN Nar Credit added.")
+    assert_audit_clean(core)
+
+
+def test_a_friend_whose_own_limit_is_reached_is_told_so_instead_of_offered_credit(core, clock):
+    credit_ready_line(core, clock, FRIEND)
+    open_prepaid(core, PRE, language="en")
+    with core.uow() as uow:
+        services.take_nar_credit(uow, FRIEND, "friend-own", "03")  # the friend's whole 3.00 limit
+    with core.uow() as uow:
+        services.ask_friend_for_credit(uow, PRE, FRIEND, "ask-1")
+    assert ussd_command(core, FRIEND, "*700*1#") == "END Your Nar Credit limit is reached. Debt: *700#150#."
+
+
+def test_pack_status_on_a_one_way_suspended_postpaid_line_says_it_is_not_used(core):
+    open_postpaid(core, language="en")
+    dial(core, "*100*2#", POST)
+    with core.uow() as uow:
+        services.set_status(uow, POST, "suspended-one-way")
+    assert ussd_command(core, POST, "*100#", "2") == (
+        "END 3 GB: 3072 MB, until December 22, 2026; not usable while the line is suspended, data by tariff")
+
+
+def _renewal_texts(core):
+    import json
+
+    from billing.outbox import Outgoing, pending
+    from texts import notifications
+
+    with core.uow() as uow:
+        waiting = [Outgoing(m.key, m.msisdn, m.language, m.template, json.loads(m.params)) for m in pending(uow)]
+    return [notifications.render(texts.current(), m, core.tariffs, core.offers) for m in waiting
+            if m.template.startswith("pack-renewal")]
+
+
+def test_a_renewal_held_by_a_suspension_says_so_and_one_at_will_asks_for_a_payment(core, clock):
+    open_postpaid(core, language="en")
+    open_prepaid(core, balance="10.00", language="en")
+    dial(core, "*100*1#", POST)
+    dial(core, "*100*1#", PRE)
+    with core.uow() as uow:
+        services.set_status(uow, PRE, "suspended-two-way")
+        services.suspend_at_will(uow, POST)
+    clock.advance(timedelta(days=30))
+    run_pack_renewals(core)
+    assert sorted(_renewal_texts(core)) == [
+        "Your 1 GB pack was not renewed while your line is suspended at your request. Reactivate it and make a payment.",
+        "Your 1 GB pack was not renewed: your line is suspended. It renews if the line is active by March 22, 2027.",
+    ]
+
+
+def test_the_same_session_and_step_with_another_code_is_a_new_request(core, clock):
+    credit_ready_line(core, clock)
+    first = ussd_command(core, PRE, "*700#05#", session="same")
+    other = ussd_command(core, PRE, "*700#01#", session="same")
+    retry = ussd_command(core, PRE, "*700#05#YES", session="same")  # the same question again: from memory
+    assert first.startswith("END 0.50 AZN Nar Credit added.") and other.startswith("END 1.00 AZN Nar Credit added.")
+    assert retry == first
+    assert dial(core, "*700#150#") == "END Your Nar Credit debt: 1.80 AZN."  # 0.50 + 1.00 and their fees
+
+
+def test_no_request_key_holds_a_plain_digest_of_a_pin(core, client):
+    import hashlib
+
+    from sqlalchemy import select
+
+    from billing.models import CardPinFailure, Operation
+
+    open_prepaid(core, balance="2.00", language="en")
+    card(core)
+    for session, pin in (("k-1", "11112222333344"), ("k-2", CARD_PIN)):
+        post(client, "", session=session, code=f"*104*{pin}#")
+    with core.reader() as uow:
+        keys = uow.session.scalars(select(Operation.key)).all() + uow.session.scalars(select(CardPinFailure.key)).all()
+    assert any(key.startswith("ussd:k-2:") for key in keys) and any(key.startswith("ussd:k-1:") for key in keys)
+    for pin in ("11112222333344", CARD_PIN):
+        plain = hashlib.sha256(f"*104*{pin}#|".encode()).hexdigest()[:16]
+        assert not any(plain in key or pin in key for key in keys)
