@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from . import credit, ledger, lines, outbox, pack_renewal
+from . import credit, ledger, lines, outbox, pack_renewal, validity
 from .errors import CardAlreadyUsed, InvalidInput, InvalidSerial, UnknownCard, WrongPin
 from .models import LedgerEntry, Operation, ScratchCard, Subscriber
 from .money import from_units, parse_amount, parse_payment, to_units
@@ -31,7 +31,7 @@ class TopUp:
 def _apply_payment(uow, line: Subscriber, amount: Decimal, op, kind: str) -> None:
     if line.plan == "prepaid":
         ledger.post(uow, line, "balance", amount, op, kind)
-        lines.extend_validity(uow, line, amount, uow.clock.now().date())
+        validity.apply_topup(uow, line, amount, op)  # extends the dates; an expired line is active again
         return
     # Postpaid: a payment settles the bill first; what is left is kept as advance payment.
     to_bill = min(line.billed_units, to_units(amount))
@@ -43,7 +43,8 @@ def _after_money_landed(uow, line: Subscriber, op, kind: str) -> None:
     """What a top-up or a card triggers, in its transaction, in this order (seeds 003, 000, 002):
     Nar/SOS credit debt is recovered first; the subscriber is told the payment and the debt it
     repaid, in one message; then a pack waiting for money is renewed from what is left (and says so
-    in its own message, after this one)."""
+    in its own message, after this one). A line the payment reactivated (its balance had expired)
+    is active again by now (`_apply_payment`)."""
     credit.recover_credit_debt(uow, line, op)
     outbox.notify_balance_change(uow, line, op, kind)
     pack_renewal.renew_after_topup(uow, line, op)
@@ -69,6 +70,7 @@ def topup(uow, msisdn: str, amount, key: str, *, kind: str = "topup") -> TopUp:
         if applied != value:  # a retry carries the same amount; anything else is a mistake to refuse
             raise InvalidInput(f"key {key} was already used for a payment of {applied:.2f} AZN, not {value:.2f}")
         return TopUp(applied, duplicate=True)
+    validity.require_open(line, uow.clock.now().date())  # a closed number takes no money
     _apply_payment(uow, line, value, op, kind)
     _after_money_landed(uow, line, op, kind)
     uow.commit()
@@ -129,6 +131,7 @@ def redeem_card(uow, msisdn: str, serial: str, pin: str, key: str) -> TopUp:
     if not hmac.compare_digest(card.pin_hash, _pin_hash(serial, pin or "")):
         raise WrongPin("the PIN does not match this card")
     line = lines.find(uow, msisdn, lock=True)
+    validity.require_open(line, uow.clock.now().date())  # refused before the card is spent
     card.used_at = uow.clock.now()
     card.used_by = line.msisdn
     value = from_units(card.value_units)
