@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from . import ledger, lines, payments
+from . import ledger, lines, payments, validity
 from .errors import (CardAlreadyUsed, InvalidInput, InvalidPin, InvalidSerial, TooManyWrongPins, UnknownCard,
                      WrongPin)
 from .models import CardPinFailure, ScratchCard, Subscriber
@@ -115,7 +115,8 @@ class CardTopUp:
 def redeem_card(uow, msisdn: str, pin: str, key: str, *, serial: str | None = None) -> CardTopUp:
     """Top the line up with the card whose PIN this is (and whose serial, when given).
 
-    Refusals: InvalidPin (not 4-16 digits; not counted), TooManyWrongPins (the line is throttled;
+    Refusals: InvalidPin (not 4-16 digits; not counted), LineClosed (the number's subscription
+    ended: nothing is looked at), TooManyWrongPins (the line is throttled;
     the PIN is not even looked at), WrongPin / UnknownCard (counted: raised after the wrong try is
     committed, or flushed into the caller's transaction when composed inside `uow.atomic()` — the
     caller must then answer it inside its block, not let it roll the block back), CardAlreadyUsed
@@ -128,6 +129,7 @@ def redeem_card(uow, msisdn: str, pin: str, key: str, *, serial: str | None = No
     earlier = _earlier_answer(uow, line, key)
     if earlier is not None:
         return earlier
+    validity.require_open(line, uow.clock.now().date())  # a closed number takes no money: no card is spent
     _refuse_if_throttled(uow, line)
     with uow.atomic():
         try:

@@ -5,8 +5,8 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from . import ledger, lines, outbox
-from .errors import InvalidInput, LineNotActive
+from . import ledger, lines, outbox, validity
+from .errors import InvalidInput
 from .msisdn import mask
 from .reports import BalanceReport, report_for
 from .tariffs import CALL_KINDS
@@ -23,12 +23,16 @@ class Charge:
 
 def charge_sms(uow, msisdn: str, short_number: str, key: str) -> Charge:
     """The fee for an SMS to a self-care number. No balance-change SMS follows: the reply itself
-    carries the figures."""
+    carries the figures. A prepaid line that may not spend its balance (suspended, balance
+    expired, closed) is refused with the reason; the channel answers it free. (A postpaid line's
+    fee is usage on its bill, as before.)"""
     line = lines.snapshot(uow, msisdn, lock=True)
     fee = uow.tariffs.info_sms_fee(short_number)
     op = ledger.open_operation(uow, key, f"sms:{short_number}", line)
     if op is None:
         return Charge(ledger.amount_of(uow, key), duplicate=True)
+    if line.plan == "prepaid":
+        validity.require_may_spend(line, uow.clock.now().date())
     ledger.charge(uow, line, fee, op, f"sms:{short_number}")
     report = report_for(uow, line)
     uow.commit()
@@ -47,8 +51,7 @@ def call_price(uow, tariff_name: str, seconds: int, kind: str) -> Decimal:
 def charge_call(uow, msisdn: str, seconds: int, kind: str, key: str) -> Charge:
     """A finished call, rated by the line's tariff; roaming lines pay roaming rates."""
     line = lines.find(uow, msisdn, lock=True)
-    if line.status != "active":
-        raise LineNotActive(f"{line.msisdn} is {line.status}: outgoing calls are barred")
+    validity.require_may_spend(line, uow.clock.now().date())  # suspended, balance expired or closed: barred
     kind = "roaming" if line.roaming else kind
     price = call_price(uow, line.tariff, seconds, kind)
     op = ledger.open_operation(uow, key, f"call:{kind}", line)

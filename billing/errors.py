@@ -47,6 +47,18 @@ class LineNotActive(BillingError):
     code = "line-not-active"
 
 
+class BalanceExpired(LineNotActive):
+    """A prepaid line past its balance expiry date: one-way suspended until a top-up (docs/rules.md)."""
+
+    code = "balance-expired"
+
+
+class LineClosed(LineNotActive):
+    """A prepaid line past its subscription end: the number is closed and can no longer be served."""
+
+    code = "line-closed"
+
+
 class InsufficientBalance(BillingError):
     code = "insufficient-balance"
 
@@ -115,8 +127,8 @@ class NoPacks(BillingError):
 
 
 class CreditRefused(BillingError):
-    """`reason` names the rule: not-prepaid, not-active, too-new, no-topup, first-week, limit,
-    above-available, nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid,
+    """`reason` names the rule: not-prepaid, not-active, balance-expired, too-new, no-topup, first-week,
+    limit, above-available, nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid,
     friend-not-active. `details` are the figures that say what is still possible (e.g. the largest
     Nar Credit that fits: `fitting_amount`, `fitting_code`; what is `available`)."""
 

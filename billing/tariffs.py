@@ -64,6 +64,9 @@ class TariffBook:
     info_sms_fees: dict[str, Decimal]
     validity_tiers: tuple[ValidityTier, ...]
     subscription_grace_days: int
+    expiry_reminder_days: int  # the "balance expires on ..." SMS, this many days ahead
+    closure_reminder_days: int  # the "your number closes on ..." SMS, this many days ahead
+    reminder_hour: int  # reminders are queued from this hour (local time), not at night
 
     def get(self, name: str) -> Tariff:
         try:
@@ -132,6 +135,23 @@ def _tariff(name: str, raw: dict) -> Tariff:
     )
 
 
+def _reminders(validity: dict, grace_days: int, shortest_tier_days: int) -> dict:
+    """The reminder figures: a balance reminder within the shortest tier (so it never follows
+    straight on the top-up that set the date), a closure reminder within the grace period."""
+    expiry = _positive_int("validity.expiry_reminder_days", validity.get("expiry_reminder_days"))
+    if expiry >= shortest_tier_days:
+        raise InvalidTariffData(f"validity.expiry_reminder_days: {expiry} must be less than the shortest tier "
+                                f"({shortest_tier_days} days)")
+    closure = _positive_int("validity.closure_reminder_days", validity.get("closure_reminder_days"))
+    if closure >= grace_days:
+        raise InvalidTariffData(f"validity.closure_reminder_days: {closure} must be less than "
+                                f"subscription_grace_days ({grace_days})")
+    hour = validity.get("reminder_hour")
+    if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+        raise InvalidTariffData(f"validity.reminder_hour: must be an hour of the day, 0 to 23, got {hour!r}")
+    return {"expiry_reminder_days": expiry, "closure_reminder_days": closure, "reminder_hour": hour}
+
+
 def parse_tariff_book(raw: dict) -> TariffBook:
     tariffs = {name: _tariff(name, body) for name, body in raw.get("tariffs", {}).items()}
     for plan in PLANS:
@@ -148,6 +168,8 @@ def parse_tariff_book(raw: dict) -> TariffBook:
     )
     if not tiers:
         raise InvalidTariffData("validity.tiers: at least one tier is needed")
+    grace = _positive_int("validity.subscription_grace_days", validity.get("subscription_grace_days"))
+    reminders = _reminders(validity, grace, min(t.days for t in tiers))
     unknown = set(raw) - {"tariffs", "info_sms_fees", "validity"}
     if unknown:
         raise InvalidTariffData(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -155,7 +177,8 @@ def parse_tariff_book(raw: dict) -> TariffBook:
         tariffs=tariffs,
         info_sms_fees=fees,
         validity_tiers=tiers,
-        subscription_grace_days=_positive_int("validity.subscription_grace_days", validity.get("subscription_grace_days")),
+        subscription_grace_days=grace,
+        **reminders,
     )
 
 

@@ -3,9 +3,11 @@
 What the caller hears, in order:
 
     welcome-2112 | welcome-650                  in the caller's saved language
-    line-suspended                               only when the line is not active
+    line-closed                                  a closed number (its subscription ended): the call ends
+    line-suspended                               only when the line is not active (balance expired too)
     2112: your-balance-is <amount> your-tariff-is tariff-<name>
           balance-expires-on <date> subscription-ends-on <date>
+          (balance expired: balance-expired-on <date> topup-to-reactivate subscription-ends-on <date>)
     650:  billed-amount-is <amount> current-amount-is <amount> advance-payment-is <amount>
     menu-main (2112) | menu-main-650
                 1 repeat the figures
@@ -127,6 +129,7 @@ COMPLETED = "completed"  # the caller chose goodbye
 GAVE_UP = "exhausted"  # tries ran out in a menu
 UNKNOWN_CALLER = "unknown-caller"
 WRONG_PLAN = "wrong-plan"
+LINE_CLOSED = "line-closed"  # the number's subscription ended: it is no longer served
 HUNG_UP = "hangup"
 UNAVAILABLE = "service-unavailable"
 
@@ -134,7 +137,9 @@ UNAVAILABLE = "service-unavailable"
 def prepaid_figures(report, language: str) -> list[str]:
     prompts = ["your-balance-is", *say_amount(report.shown.balance, language)]
     prompts += ["your-tariff-is", f"tariff-{report.tariff.name}"]
-    if report.balance_expires is not None:
+    if report.balance_expired:  # never "expires on" a date gone by
+        prompts += ["balance-expired-on", *say_date(report.balance_expires, language), "topup-to-reactivate"]
+    elif report.balance_expires is not None:
         prompts += ["balance-expires-on", *say_date(report.balance_expires, language)]
     if report.subscription_ends is not None:
         prompts += ["subscription-ends-on", *say_date(report.subscription_ends, language)]
@@ -163,8 +168,9 @@ SERVICES = {
 }
 
 FLOW_PROMPTS = {
-    "welcome-2112", "welcome-650", "unknown-caller", "use-650", "use-2112", "line-suspended",
-    "your-balance-is", "balance-expires-on", "subscription-ends-on", "your-tariff-is",
+    "welcome-2112", "welcome-650", "unknown-caller", "use-650", "use-2112", "line-suspended", "line-closed",
+    "your-balance-is", "balance-expires-on", "balance-expired-on", "topup-to-reactivate", "subscription-ends-on",
+    "your-tariff-is",
     "billed-amount-is", "current-amount-is", "advance-payment-is", "menu-main", "menu-main-650",
     "menu-language", "language-saved", "notifications-off", "notifications-on", "fraud-advice",
     "invalid-choice", "no-input", "goodbye", "service-unavailable",
@@ -250,6 +256,11 @@ class CallController:
             self.outcome = UNKNOWN_CALLER
             return None
         self.channel.set_language(report.language)
+        if report.closed:
+            log.info("call %s: closed line, told so", self.label)
+            self.channel.play([self.service.welcome, "line-closed"])
+            self.outcome = LINE_CLOSED
+            return None
         try:
             services.require_served(report, self.service.number)
         except WrongPlan as wrong:

@@ -150,7 +150,8 @@ def report_json(report) -> dict:
         out.update(balance=fmt_exact(report.balance),
                    balance_expires=report.balance_expires.isoformat() if report.balance_expires else None,
                    subscription_ends=report.subscription_ends.isoformat() if report.subscription_ends else None,
-                   nar_debt=fmt_exact(report.nar_debt), sos_debt=fmt_exact(report.sos_debt))
+                   nar_debt=fmt_exact(report.nar_debt), sos_debt=fmt_exact(report.sos_debt),
+                   balance_expired=report.balance_expired)
     else:
         out.update(billed=fmt_exact(report.billed), current=fmt_exact(report.current),
                    advance=fmt_exact(report.advance), bill_day=report.bill_day)
@@ -314,14 +315,20 @@ def status(c: Context, msisdn, status):
 
 
 @cli.command()
+@click.option("--once", is_flag=True, help="run every job once (at --now, for drills) and print what each did")
 @pass_ctx
-def worker(c: Context):
-    """Run what time triggers (bill runs, pack renewals and expiries, friend-request lapses, the
-    outbox) in a loop; `selfcare serve` runs it too."""
+def worker(c: Context, once):
+    """Run what time triggers (bill runs, prepaid expiry and reminders, pack renewals and expiries,
+    friend-request lapses, the outbox) in a loop; `selfcare serve` runs it too."""
     import threading
 
-    from selfcare.worker import run_forever
+    from selfcare.worker import run_forever, run_once
 
+    if once:
+        done = run_once(c.core)
+        for name, count in done.items():
+            click.echo(f"{name:22} {'failed' if count is None else count}")
+        sys.exit(1 if None in done.values() else 0)
     run_forever(c.core, threading.Event())
 
 

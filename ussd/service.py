@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass
 
 import texts
-from billing import lines, services
-from billing.errors import (BillingError, CardAlreadyUsed, CreditRefused, FriendRequestExpired, InsufficientBalance,
-                            InvalidMsisdn, InvalidPin, LineNotActive, NoFriendRequest, NoPacks, TooManyWrongPins,
-                            UnknownPack, UnknownSubscriber, WrongPin, WrongPlan)
+from billing import services
+from billing.errors import (BalanceExpired, BillingError, CardAlreadyUsed, CreditRefused, FriendRequestExpired,
+                            InsufficientBalance, InvalidMsisdn, InvalidPin, LineClosed, LineNotActive, NoFriendRequest,
+                            NoPacks, TooManyWrongPins, UnknownPack, UnknownSubscriber, WrongPin, WrongPlan)
 from billing.money import held, owed
 from billing.msisdn import mask, normalize
 
@@ -46,9 +46,13 @@ def answer(core, phone: str, service_code: str, text: str, key: str) -> Reply:
     try:
         msisdn = normalize(phone)
         with core.reader() as uow:
-            lang = lines.find(uow, msisdn).language
+            line = services.balance_report(uow, msisdn)
     except (InvalidMsisdn, UnknownSubscriber):
         return Reply(_texts().render("unknown-subscriber", texts.DEFAULT_LANGUAGE))
+    lang = line.language
+    if line.closed:  # the number is no longer served: one answer to every code
+        log.info("ussd from closed line %s", mask(msisdn))
+        return Reply(_texts().render("line-closed", lang, ends=line.subscription_ends))
     request = parse(service_code)
     inputs = text.split("*") if text else []
     log.info("ussd %s from %s, %d inputs", request.action, mask(msisdn), len(inputs))
@@ -132,6 +136,8 @@ def _refusal_or(fn, lang: str, credit_rules) -> str:
 ERROR_TEXTS = {
     InsufficientBalance: "insufficient-balance",
     LineNotActive: "line-not-active",
+    BalanceExpired: "balance-expired",
+    LineClosed: "line-not-active",  # closed between the first look and this step
     UnknownPack: "unknown-pack",
     NoPacks: "no-packs",
     UnknownSubscriber: "invalid-number",
@@ -159,7 +165,8 @@ def _dates(uow, msisdn, lang, _arg) -> str:
         r = services.require_served(services.balance_report(uow, msisdn), "2112")
     except WrongPlan:
         return _texts().render("dates-for-prepaid", lang)
-    return _texts().render("dates", lang, balance=r.shown.balance, expires=r.balance_expires, ends=r.subscription_ends)
+    template = "dates-expired" if r.balance_expired else "dates"
+    return _texts().render(template, lang, balance=r.shown.balance, expires=r.balance_expires, ends=r.subscription_ends)
 
 
 def _postpaid_balance(uow, msisdn, lang, _arg) -> str:

@@ -345,3 +345,19 @@ def test_650_has_no_card_option(core):
     channel, _ = call(core, POSTPAID_AZ, "650", f"5{CARD_PIN}#9")
     assert channel.prompt_ids[-3:-1] == ["menu-main-650", "invalid-choice"]
     assert "card-enter-pin" not in channel.prompt_ids and card_operations(core) == ([], [])
+
+
+def test_a_card_on_2112_reactivates_a_line_whose_balance_expired(core):
+    from datetime import datetime, time
+
+    add_card(core)
+    before = report(core, PREPAID_EN)
+    core.clock.set(datetime.combine(before.balance_expires + timedelta(days=1), time(12, 0)))
+    assert report(core, PREPAID_EN).balance_expired
+    channel, _ = call(core, PREPAID_EN, "2112", f"5{CARD_PIN}#9")
+    assert channel.prompt_ids[:2] == ["welcome-2112", "line-suspended"]
+    assert "topup-to-reactivate" in channel.prompt_ids and "card-topped-up" in channel.prompt_ids
+    after = report(core, PREPAID_EN)
+    assert not after.balance_expired and after.status == "active" and after.balance_expires > before.balance_expires
+    with core.reader() as uow:
+        assert services.audit(uow) == []

@@ -129,7 +129,7 @@ def test_star_711_gives_sos_after_the_nar_limit_and_star_711_150_its_debt(core, 
 
 
 def test_credit_refusals_name_the_rule(core, clock):
-    open_prepaid(core, language="en")
+    open_prepaid(core, balance="5.00", language="en")  # valid 60 days; an opening balance is not a top-up
     assert dial(core, "*700#") == "END Credit needs at least 30 days in the network."
     clock.advance(timedelta(days=30))
     assert dial(core, "*700#") == "END Credit needs at least one top-up."
