@@ -25,6 +25,13 @@ FEE_HINTS = ("2112", "1005", "1003")  # usage hints that quote the number's fee
 # messages are not auto-saved on the handset).
 BALANCE_TEMPLATES = ("prepaid-balance", "prepaid-balance-expired", "postpaid-balance", "shared-postpaid",
                      "shared-prepaid", "shared-prepaid-expired")
+# A refused credit, in the few words an SMS has room for (USSD says more, with what still fits).
+WHY_REFUSED = {
+    "limit": "why-limit", "above-available": "why-limit", "not-active": "why-not-active",
+    "balance-expired": "why-not-active", "not-prepaid": "why-not-prepaid", "too-new": "why-history",
+    "no-topup": "why-history", "first-week": "why-history", "friend-not-prepaid": "why-friend-line",
+    "friend-not-active": "why-friend-line", "self": "why-friend-line",
+}
 
 
 @dataclass(frozen=True)
@@ -222,7 +229,7 @@ class SmsService:
                 answer = services.answer_oldest_friend_request(uow, report.msisdn, command.argument == "yes", key)
         except CreditRefused as refused:
             log.info("700 from %s: credit refused (%s)", mask(report.msisdn), refused.reason)
-            return Outcome("friend-credit-refused")
+            return Outcome("friend-credit-refused", {"why": WHY_REFUSED.get(refused.reason, "why-history")})
         except NoFriendRequest:
             return Outcome("friend-credit-none")
         except FriendRequestExpired:

@@ -223,3 +223,15 @@ def test_a_serial_in_full_width_digits_is_read_as_typed_and_other_digits_are_ref
     assert (wide.text, wide.charged) == ("Card 1000000001 has not been used.", Decimal("0.02"))
     assert arabic.text.startswith("To check a scratch card send its 10-digit serial number to 1003")
     assert arabic.charged == 0
+
+
+def test_a_friend_who_cannot_lend_is_told_why_by_sms(core, clock):
+    from tests.unit.packs_credit_scenarios import credit_ready_line
+
+    credit_ready_line(core, clock, VIEWER)
+    add_prepaid(core, PRE, balance="0")
+    with core.uow() as uow:
+        services.take_nar_credit(uow, VIEWER, "own-credit", "03")  # the friend's whole 3.00 AZN
+        services.ask_friend_for_credit(uow, PRE, VIEWER, "ask-2")
+    refused = handle_sms(core, VIEWER, "700", "YES", "sms-why")
+    assert refused.text == "The credit could not be sent: your Nar Credit limit is reached (*700#150#). This SMS is free."
