@@ -157,7 +157,7 @@ def test_star_700_1_friend_asks_and_the_friend_confirms_by_ussd_within_30_minute
     menu = ussd_command(core, FRIEND, "*700*1#", "", session="f1")
     assert menu.startswith("CON 0501234567 asks you for Nar Credit (3.00 AZN")
     done = ussd_command(core, FRIEND, "*700*1#", "1", session="f1")
-    assert done == f"END 3.00 AZN Nar Credit sent to 0501234567. Your debt 3.60 AZN."
+    assert done == "END 3.00 AZN Nar Credit sent to 0501234567. Your debt 3.60 AZN."
     assert report(core).balance == D("3.00")
     assert ussd_command(core, FRIEND, "*700*1#") == "END No credit request is waiting for you."
     assert_audit_clean(core)
