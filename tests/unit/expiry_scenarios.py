@@ -1,6 +1,6 @@
 """Prepaid expiry scenarios (docs/rules.md, "Prepaid validity"), each a function of (core, clock).
 
-tests/unit/test_expiry.py runs them on SQLite, tests/integration/test_expiry_pg.py on a real
+tests/unit/test_expiry.py runs them on SQLite, tests/integration/test_packs_credit_pg.py on a real
 PostgreSQL. The clock is moved, never slept; every scenario ends with the ledger audit clean.
 
 The line of most scenarios opens on 2026-11-22 with 7.00 AZN: valid 60 days, so its balance is
