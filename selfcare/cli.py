@@ -365,6 +365,25 @@ def call(c: Context, from_, to, press, seconds, call_id):
         click.echo(f"call not connected ({outcome})")
 
 
+@cli.group()
+def cdr():
+    """Call detail records (Asterisk cdr_csv)."""
+
+
+@cdr.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="replace"))
+@pass_ctx
+def cdr_import(c: Context, file):
+    """Charge every answered outgoing call of a Master.csv (FILE, or - for stdin) not yet charged;
+    print the reconciliation. Exit 1 when a line was malformed."""
+    from ivr.cdr import import_cdr
+
+    result = import_cdr(c.core, file)
+    for line in result.lines():
+        click.echo(line)
+    sys.exit(1 if result.malformed else 0)
+
+
 @cli.command()
 @click.argument("kind", type=click.Choice(["amount", "date"]))
 @click.argument("value")

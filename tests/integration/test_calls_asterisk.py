@@ -64,6 +64,14 @@ def test_an_answered_call_is_charged_by_the_30_second_table_keyed_by_the_call(as
     assert sms == [f"call:{uniqueid}:notify"]
     assert balance_of(asterisk, caller) == D("5.00") - D(price)
     assert abs(billsec_in_cdr(asterisk, uniqueid) - hold_s) <= 1
+    # the second report of the same call: Asterisk's own Master.csv, imported (twice) -> charged once
+    from ivr.cdr import import_cdr
+
+    master = (asterisk.pbx.root / "log" / "cdr-csv" / "Master.csv").read_text().splitlines()
+    for _ in range(2):
+        result = import_cdr(asterisk.core, master)
+        assert result.malformed == [] and result.charged_now == 0 and result.already_charged >= 1, result.lines()
+    assert balance_of(asterisk, caller) == D("5.00") - D(price)
 
 
 def test_a_balance_for_one_interval_is_cut_by_asterisk_at_that_limit(asterisk):
