@@ -12,11 +12,12 @@ from pathlib import Path
 from .datafile import data_path, read_toml
 from .errors import InvalidAmount, InvalidTariffData, UnknownTariff
 from .money import parse_amount
+from .rating import CallControl, Destinations, check_tariff_classes, parse_call_control, parse_destinations
 
 DEFAULT_PATH = Path(__file__).with_name("tariffs.toml")
 LANGUAGES = ("az", "en", "ru")
 PLANS = ("prepaid", "postpaid")
-CALL_KINDS = ("standard", "short_number", "roaming")
+CALL_KINDS = ("standard", "short_number", "roaming")  # every tariff has these; [destinations] may name more
 ROUNDINGS = ("nearest", "up")
 
 
@@ -67,6 +68,8 @@ class TariffBook:
     expiry_reminder_days: int  # the "balance expires on ..." SMS, this many days ahead
     closure_reminder_days: int  # the "your number closes on ..." SMS, this many days ahead
     reminder_hour: int  # reminders are queued from this hour (local time), not at night
+    destinations: Destinations | None = None  # how a dialled number is rated (billing/rating.py)
+    call_control: CallControl | None = None
 
     def get(self, name: str) -> Tariff:
         try:
@@ -130,7 +133,7 @@ def _tariff(name: str, raw: dict) -> Tariff:
         name=name,
         plan=plan,
         title=dict(title),
-        calls={kind: _call_rate(f"{where}.calls.{kind}", calls[kind]) for kind in CALL_KINDS},
+        calls={kind: _call_rate(f"{where}.calls.{kind}", body) for kind, body in calls.items()},
         data_price_per_mb=_amount(f"{where}.data_price_per_mb", raw.get("data_price_per_mb")),
     )
 
@@ -170,7 +173,10 @@ def parse_tariff_book(raw: dict) -> TariffBook:
         raise InvalidTariffData("validity.tiers: at least one tier is needed")
     grace = _positive_int("validity.subscription_grace_days", validity.get("subscription_grace_days"))
     reminders = _reminders(validity, grace, min(t.days for t in tiers))
-    unknown = set(raw) - {"tariffs", "info_sms_fees", "validity"}
+    destinations = parse_destinations(raw.get("destinations", {}))
+    check_tariff_classes(destinations, tariffs)
+    call_control = parse_call_control(raw.get("call_control", {}))
+    unknown = set(raw) - {"tariffs", "info_sms_fees", "validity", "destinations", "call_control"}
     if unknown:
         raise InvalidTariffData(f"unknown section(s): {', '.join(sorted(unknown))}")
     return TariffBook(
@@ -178,6 +184,8 @@ def parse_tariff_book(raw: dict) -> TariffBook:
         info_sms_fees=fees,
         validity_tiers=tiers,
         subscription_grace_days=grace,
+        destinations=destinations,
+        call_control=call_control,
         **reminders,
     )
 

@@ -39,6 +39,13 @@ class Channel(Protocol):
 
     def hangup(self) -> None: ...
 
+    # outgoing-call control (ivr.outgoing): the AGI's arguments and the channel's variables
+    arguments: Sequence[str]
+
+    def set_variable(self, name: str, value: str) -> None: ...
+
+    def sound_name(self, prompt_id: str) -> str: ...
+
 
 def _check_prompt_id(prompt_id: str) -> str:
     # A prompt id goes verbatim into an AGI command line: no spaces, quotes or newlines.
@@ -61,6 +68,14 @@ class AgiChannel:
         self.caller = session.env.get("agi_callerid", "")
         self.language = session.env.get("agi_language", "")
         self.uniqueid = session.env.get("agi_uniqueid", "")
+        self.arguments = [session.env[f"agi_arg_{n}"] for n in range(1, 10) if f"agi_arg_{n}" in session.env]
+
+    def set_variable(self, name: str, value: str) -> None:
+        self.session.set_variable(name, value)
+
+    def sound_name(self, prompt_id: str) -> str:
+        """What Asterisk plays for a prompt id (for LIMIT_WARNING_FILE, played by Dial itself)."""
+        return self.sound_prefix + _check_prompt_id(prompt_id)
 
     def answer(self) -> None:
         self.session.answer()
@@ -133,6 +148,7 @@ class SimulatedChannel:
         language: str = "en",
         hang_up_after_prompts: int | None = None,
         uniqueid: str | None = None,
+        arguments: Sequence[str] = (),
     ):
         bad = [c for c in press if c != " " and c not in DTMF_DIGITS]
         if bad:
@@ -140,6 +156,8 @@ class SimulatedChannel:
         self.caller = caller
         self.language = language
         self.uniqueid = uniqueid or f"sim-{uuid.uuid4().hex}"
+        self.arguments = list(arguments)
+        self.variables: dict[str, str] = {}
         self._inputs = list(press)
         self._hang_up_after_prompts = hang_up_after_prompts
         self.played: list[Played] = []
@@ -193,6 +211,12 @@ class SimulatedChannel:
 
     def hangup(self) -> None:
         self.hung_up = True
+
+    def set_variable(self, name: str, value: str) -> None:
+        self.variables[name] = value
+
+    def sound_name(self, prompt_id: str) -> str:
+        return _check_prompt_id(prompt_id)
 
     def _check_alive(self) -> None:
         if self.hung_up:

@@ -183,17 +183,23 @@ class UnknownService(ValueError):
     pass
 
 
-def service_for(name: str) -> Service:
+def service_for(name: str):
+    """The balance line (2112, 650) or an outgoing-call route (ivr.outgoing: outgoing, outgoing-hangup)."""
+    from . import outgoing
+
     try:
-        return SERVICES[name]
+        return SERVICES.get(name) or outgoing.SERVICES[name]
     except KeyError:
-        raise UnknownService(f"no IVR service {name!r} (known: {', '.join(SERVICES)})") from None
+        known = [*SERVICES, *outgoing.SERVICES]
+        raise UnknownService(f"no IVR service {name!r} (known: {', '.join(known)})") from None
 
 
 def static_prompt_ids(tariff_names=()) -> set[str]:
     """Every prompt id the flows can play apart from the spoken numbers and dates (ivr.say)."""
-    ids = set(FLOW_PROMPTS)
-    for menu in MENUS:
+    from .outgoing import OUTGOING_PROMPTS, WANGIRI_CONFIRM
+
+    ids = set(FLOW_PROMPTS) | OUTGOING_PROMPTS
+    for menu in (*MENUS, WANGIRI_CONFIRM):
         ids |= menu.prompt_ids()
     ids |= {f"tariff-{name}" for name in tariff_names}
     return ids
@@ -201,7 +207,9 @@ def static_prompt_ids(tariff_names=()) -> set[str]:
 
 def check_flow_prompts(known_prompt_ids: set[str], tariff_names=()) -> None:
     """Start-up check: a missing prompt stops the server with its name, it never surfaces mid-call."""
-    check_prompts(MENUS, known_prompt_ids)
+    from .outgoing import WANGIRI_CONFIRM
+
+    check_prompts((*MENUS, WANGIRI_CONFIRM), known_prompt_ids)
     missing = sorted(static_prompt_ids(tariff_names) - known_prompt_ids)
     if missing:
         raise ValueError(f"prompts missing from the prompt catalogue: {', '.join(missing)}")
@@ -376,7 +384,11 @@ class CallController:
 
 
 def run_call(core, channel: Channel, service_name: str) -> str:
-    """Run the 2112 or 650 flow on a channel; returns the call's outcome (see the constants above)."""
+    """Run the 2112 or 650 flow (or an outgoing-call route) on a channel; returns the call's outcome."""
+    from . import outgoing
+
+    if service_name in outgoing.SERVICES:
+        return outgoing.run_outgoing(core, channel, service_name)
     return CallController(core, channel, service_for(service_name)).run()
 
 

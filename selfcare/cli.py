@@ -336,18 +336,52 @@ def worker(c: Context, once):
 @click.argument("from_")
 @click.argument("to")
 @click.option("--press", default="", help="digits keyed at each menu in turn; a space lets a menu time out")
+@click.option("--seconds", type=click.IntRange(min=0), default=None,
+              help="a call to any other number: how long it lasts once answered (charged at hangup)")
+@click.option("--call-id", help="the call's id (Asterisk's uniqueid); a call charged once per id")
 @pass_ctx
-def call(c: Context, from_, to, press):
-    """Run the real call flow on a simulated channel; print each prompt played: id, then its text."""
-    from ivr.simulate import simulate_call
+def call(c: Context, from_, to, press, seconds, call_id):
+    """Run the real call flow on a simulated channel; print each prompt played: id, then its text.
+
+    TO 2112 or 650: the balance line. Any other number: the outgoing-call control, then (when it
+    lets the call through) the call lasts --seconds (cut at the balance's limit) and is charged."""
+    from ivr.simulate import simulate_call, simulate_outgoing_call
 
     try:
-        heard = simulate_call(c.core, from_, to, press=press)
+        if to.strip().lstrip("+") in ("2112", "650") and seconds is None:
+            for prompt_id, text in simulate_call(c.core, from_, to, press=press):
+                click.echo(f"{prompt_id}\t{text}")
+            return
+        heard, outcome, billsec, charged = simulate_outgoing_call(
+            c.core, from_, to, seconds or 0, press=press, call_id=call_id or f"cli-{uuid.uuid4().hex}")
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     for prompt_id, text in heard:
         click.echo(f"{prompt_id}\t{text}")
+    if outcome == "dial":
+        click.echo(f"call answered {billsec} s, charged {fmt_exact(charged)} AZN")
+    else:
+        click.echo(f"call not connected ({outcome})")
+
+
+@cli.group()
+def cdr():
+    """Call detail records (Asterisk cdr_csv)."""
+
+
+@cdr.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="replace"))
+@pass_ctx
+def cdr_import(c: Context, file):
+    """Charge every answered outgoing call of a Master.csv (FILE, or - for stdin) not yet charged;
+    print the reconciliation. Exit 1 when a line was malformed."""
+    from ivr.cdr import import_cdr
+
+    result = import_cdr(c.core, file)
+    for line in result.lines():
+        click.echo(line)
+    sys.exit(1 if result.malformed else 0)
 
 
 @cli.command()

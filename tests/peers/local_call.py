@@ -41,6 +41,14 @@ exten => _call.,1,Answer()
  same => n,SendDTMF(${ACTION},250,200)
  same => n,Goto(wait)
  same => n(done),Hangup()
+
+[selfcare-test-destination]
+; Where outgoing calls go in the tests (dialplan OUTBOUND_PREFIX/SUFFIX): answers, echoes, and hangs
+; up after GLOBAL(HOLD_<number>) seconds (an hour when unset: only Dial's L() limit ends it).
+exten => _[+0-9]X.,1,Answer()
+ same => n,Set(HOLD=${GLOBAL(HOLD_${FILTER(0-9,${EXTEN})})})
+ same => n,Wait(${IF($["${HOLD}" = ""]?3600:${HOLD})})
+ same => n,Hangup()
 """
 
 
