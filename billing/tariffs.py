@@ -12,6 +12,7 @@ from pathlib import Path
 from .datafile import data_path, read_toml
 from .errors import InvalidAmount, InvalidTariffData, UnknownTariff
 from .money import parse_amount
+from .fraud import FraudRules, parse_fraud_rules
 from .rating import CallControl, Destinations, check_tariff_classes, parse_call_control, parse_destinations
 
 DEFAULT_PATH = Path(__file__).with_name("tariffs.toml")
@@ -70,6 +71,7 @@ class TariffBook:
     reminder_hour: int  # reminders are queued from this hour (local time), not at night
     destinations: Destinations | None = None  # how a dialled number is rated (billing/rating.py)
     call_control: CallControl | None = None
+    fraud: "FraudRules | None" = None  # the fraud guard's thresholds (billing/fraud.py)
 
     def get(self, name: str) -> Tariff:
         try:
@@ -176,7 +178,8 @@ def parse_tariff_book(raw: dict) -> TariffBook:
     destinations = parse_destinations(raw.get("destinations", {}))
     check_tariff_classes(destinations, tariffs)
     call_control = parse_call_control(raw.get("call_control", {}))
-    unknown = set(raw) - {"tariffs", "info_sms_fees", "validity", "destinations", "call_control"}
+    fraud = parse_fraud_rules(raw.get("fraud", {}), destinations)
+    unknown = set(raw) - {"tariffs", "info_sms_fees", "validity", "destinations", "call_control", "fraud"}
     if unknown:
         raise InvalidTariffData(f"unknown section(s): {', '.join(sorted(unknown))}")
     return TariffBook(
@@ -186,6 +189,7 @@ def parse_tariff_book(raw: dict) -> TariffBook:
         subscription_grace_days=grace,
         destinations=destinations,
         call_control=call_control,
+        fraud=fraud,
         **reminders,
     )
 

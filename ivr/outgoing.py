@@ -7,8 +7,8 @@ Before the dial, what the caller hears and what the dialplan gets back:
     a known line that may call           nothing; SELFCARE_DIAL=yes and, for a prepaid line on a
                                          paid number, SELFCARE_LIMIT_MS / SELFCARE_WARNING_MS /
                                          LIMIT_WARNING_FILE=call-limit-warning for Dial's L()
-    a suspected wangiri number           call-wangiri-warning: 1 goes on, anything else (2 tries)
-                                         -> goodbye and no dial
+    a suspected wangiri number           call-wangiri-warning: 1 goes on, anything else (tries and
+                                         timeout: [fraud.wangiri]) -> goodbye and no dial
     unknown or withheld caller           unknown-caller
     closed number                        line-closed
     balance expired                      line-suspended topup-to-reactivate
@@ -23,7 +23,7 @@ call's `uniqueid`; nothing is played. No I/O here but the channel's.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from billing import calls
 from billing.errors import (BalanceExpired, BillingError, InsufficientBalance, InvalidMsisdn, LineClosed,
@@ -46,12 +46,18 @@ WANGIRI_CONFIRM = Menu(  # seed 001: do not call back unknown international numb
     name="wangiri-confirm",
     prompts=("call-wangiri-warning",),
     options={"1": "go-on"},
-    tries=2,
+    tries=2,  # the defaults; the live tries and timeout are tariff data ([fraud.wangiri], wangiri_menu)
     first_digit_timeout_ms=6000,
     invalid_prompt="invalid-choice",
     no_input_prompt="no-input",
 )
 AFTER_WANGIRI_CONFIRM = {"go-on": "dial", EXHAUSTED: "not_dialled"}
+
+
+def wangiri_menu(rule) -> Menu:
+    """The warning menu with the tries and first-digit timeout of `[fraud.wangiri]` (checked when
+    the tariff book loads; Menu checks the rest as it is built)."""
+    return replace(WANGIRI_CONFIRM, tries=rule.confirm_tries, first_digit_timeout_ms=rule.confirm_timeout_ms)
 
 # A refusal -> what the caller hears. The most specific class first (BalanceExpired is a LineNotActive).
 REFUSALS = (
@@ -136,7 +142,11 @@ class OutgoingCall:
     def step_warn(self):
         self._speak(self.authorization.language)
         log.info("call %s: dialled a suspected wangiri number, warned", self.label)
-        return AFTER_WANGIRI_CONFIRM[run_menu(self.channel, WANGIRI_CONFIRM, caller_label=self.label)]
+        menu = wangiri_menu(self.core.tariffs.fraud.wangiri)
+        step = AFTER_WANGIRI_CONFIRM[run_menu(self.channel, menu, caller_label=self.label)]
+        log.info("call %s: %s after the wangiri warning", self.label,
+                 "went on" if step == "dial" else "not dialled")
+        return step
 
     def step_not_dialled(self):
         self.channel.play(["goodbye"])

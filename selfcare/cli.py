@@ -15,7 +15,7 @@ from billing import services
 from billing.clock import FixedClock, parse_now
 from billing.core import Core
 from billing.errors import BillingError
-from billing.money import fmt_exact, parse_amount
+from billing.money import fmt_azn, fmt_exact, parse_amount
 from selfcare import logs
 
 
@@ -382,6 +382,47 @@ def cdr_import(c: Context, file):
     for line in result.lines():
         click.echo(line)
     sys.exit(1 if result.malformed else 0)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True,
+              help="flagged lines of the last DAYS days")
+@click.pass_context
+def fraud(ctx, days):
+    """The fraud guard (seed 001): numbers suspected of wangiri now, and lines flagged for unusual
+    deductions. Full numbers: this is the operator's own shell (log lines stay masked)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import timedelta
+
+    from billing import fraud as rules
+
+    c: Context = ctx.obj
+    with c.core.reader() as uow:
+        suspects = rules.suspect_numbers(uow)
+        flagged = rules.flagged_lines(uow, uow.clock.now().date() - timedelta(days=days - 1))
+    click.echo(f"suspect numbers {len(suspects)}")
+    for s in suspects:
+        click.echo(f"  {s.number}\trang {s.lines_rung} lines\tlast burst {s.last_burst:%Y-%m-%d %H:%M}")
+    click.echo(f"flagged lines {len(flagged)} (last {days} days)")
+    for f in flagged:
+        click.echo(f"  {f.msisdn}\t{f.day}\t{f.rule}\t{fmt_azn(f.amount)} AZN (usual day {fmt_azn(f.usual)} AZN)")
+
+
+@fraud.command("ring")
+@click.argument("caller")
+@click.argument("subscriber_")
+@click.option("--seconds", type=click.IntRange(min=0), required=True, help="how long it rang before it dropped")
+@click.option("--key", help="the ring's id (a CDR uniqueid); a ring is recorded once per id")
+@pass_ctx
+def fraud_ring(c: Context, caller, subscriber_, seconds, key):
+    """Record an unanswered inbound call from CALLER to SUBSCRIBER (a drill; the CDR import does it
+    from Master.csv)."""
+    from billing import fraud as rules
+
+    with c.core.uow() as uow:
+        recorded = rules.record_inbound_ring(uow, caller, subscriber_, seconds, key=key)
+    click.echo("ring recorded" if recorded else "ring not recorded (not from abroad, too long, or seen before)")
 
 
 @cli.command()

@@ -46,7 +46,7 @@ def check_migration_0004(url: str) -> None:
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO scratch_card (serial, pin_hash, value_units) "
                               "VALUES ('2000000001', :hash, 30000)"), {"hash": legacy})
-        upgrade(engine, "head")
+        upgrade(engine, "0004_card_redemption")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004_card_redemption"
         columns = {c["name"]: c for c in inspect(engine).get_columns("scratch_card")}
