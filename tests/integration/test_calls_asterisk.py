@@ -94,3 +94,42 @@ def test_a_suspended_line_is_refused_with_its_prompt_and_not_dialled(asterisk):
     assert [c.split()[2] for c in call.commands() if c.startswith("STREAM FILE")] == ["line-suspended"]
     assert "Dial(\"" + call.agi_channel_prefix not in asterisk.pbx.log_text()  # never dialled
     assert balance_of(asterisk, caller) == D("5.00")
+
+
+WANGIRI = "+2367712345"  # rang three of our lines and dropped: suspect (billing/fraud.py)
+
+
+def make_wangiri_suspect(world, lines):
+    from billing import fraud
+
+    for line in lines:
+        add_line(world, line, "1.00")
+        with world.core.uow() as uow:
+            fraud.record_inbound_ring(uow, WANGIRI, line, 3, key=f"ring:asterisk-{line}")
+
+
+def test_calling_a_suspected_wangiri_number_back_plays_the_warning_and_1_dials(asterisk):
+    make_wangiri_suspect(asterisk, ("+994501110071", "+994501110072", "+994501110073"))
+    caller = "+994501110070"
+    add_line(asterisk, caller, "5.00")
+    asterisk.pbx.set_global("HOLD_002367712345", "20")  # one 30-s interval (under 15 s rounds to 0)
+    call = asterisk.pbx.originate(caller, "002367712345", dtmf="1")
+    call.wait_ended(180)
+
+    assert call.played() == ["call-wangiri-warning"], asterisk.pbx.log_tail()
+    uniqueid = call.environment()["agi_uniqueid"]
+    op, entries, _ = call_charge(asterisk, uniqueid)
+    assert op is not None, asterisk.pbx.log_tail()  # dialled, answered, charged
+    assert [(e.kind, e.delta_units) for e in entries] == [("call:international", -6000)]  # 0.60 AZN
+
+
+def test_a_call_back_to_a_wangiri_number_without_1_is_not_dialled(asterisk):
+    make_wangiri_suspect(asterisk, ("+994501110075", "+994501110076", "+994501110077"))
+    caller = "+994501110074"
+    add_line(asterisk, caller, "5.00")
+    call = asterisk.pbx.originate(caller, "002367712345")  # never presses: both tries time out
+    call.wait_ended(180)
+
+    assert call.played() == ["call-wangiri-warning", "no-input", "call-wangiri-warning", "no-input", "goodbye"]
+    assert "Dial(\"" + call.agi_channel_prefix not in asterisk.pbx.log_text()  # never dialled
+    assert balance_of(asterisk, caller) == D("5.00")
