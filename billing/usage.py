@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
-from . import ledger, lines, outbox, validity
+from . import fraud, ledger, lines, outbox, validity
 from .errors import InvalidInput
 from .models import Subscriber
 from .money import PLACES, ZERO, from_units, to_units
@@ -89,6 +89,7 @@ def record_data_usage(uow, msisdn: str, mb, key: str) -> DataUsage:
     if price:
         ledger.charge(uow, line, price, op, "data")
         outbox.notify_balance_change(uow, line, op, "data")
+        fraud.check_unusual_deductions(uow, line.msisdn, key)  # seed 001: the cloned-SIM sign
     uow.commit()
     result = DataUsage(volume, Decimal(drawn) / KB_PER_MB, Decimal(throttled) / KB_PER_MB,
                        Decimal(rest) / KB_PER_MB, price, cut_off, barred=barred)

@@ -239,6 +239,13 @@ def test_a_new_line_is_flagged_from_the_minimum_amount(core, clock, rich_line):
     assert len(flags(core)) == 1
 
 
+def test_data_deductions_count_and_flag_too(core, clock, rich_line):
+    with core.uow() as uow:  # klass: 0.10 AZN a MB
+        services.record_data_usage(uow, A, "48", "data-burst")
+    [flag] = flags(core)
+    assert (flag.rule, flag.amount_units) == ("unusual-deductions", 48000)  # 4.80 AZN on a line with no usual
+
+
 def test_free_numbers_and_top_ups_are_not_deductions(core, clock, rich_line):
     call(core, 3000, "care", number="111")
     with core.uow() as uow:
