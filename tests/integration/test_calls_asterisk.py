@@ -74,22 +74,23 @@ def test_an_answered_call_is_charged_by_the_30_second_table_keyed_by_the_call(as
     assert balance_of(asterisk, caller) == D("5.00") - D(price)
 
 
-def test_a_sip_call_from_a_prepaid_phone_is_charged_by_the_30_second_table(asterisk):
+@pytest.mark.parametrize("caller, hold_s, price_units", [("+994501110116", 16, 400), ("+994501110146", 46, 800)])
+def test_a_sip_call_from_a_prepaid_phone_is_charged_by_the_30_second_table(asterisk, caller, hold_s, price_units):
     """The same path from a real SIP phone (baresip, PCMU over loopback) instead of a Local channel."""
     from tests.peers.baresip import sip_call
 
-    caller = "+994501110116"
     add_line(asterisk, caller, "5.00")
-    asterisk.pbx.set_global("HOLD_0502220116", "16")
-    result = sip_call(asterisk.pbx, caller, "0502220116", max_seconds=120)
+    number = f"0502220{caller[-3:]}"
+    asterisk.pbx.set_global(f"HOLD_{number}", str(hold_s))
+    result = sip_call(asterisk.pbx, caller, number, max_seconds=120)
 
     uniqueid = result.environment["agi_uniqueid"]
     assert result.environment["agi_type"] == "PJSIP" and result.environment["agi_callerid"] == caller
     op, entries, sms = call_charge(asterisk, uniqueid)
     assert op is not None, asterisk.pbx.log_tail()
-    assert [(e.account, e.delta_units, e.kind) for e in entries] == [("balance", -400, "call:standard")]  # 0.04
+    assert [(e.account, e.delta_units, e.kind) for e in entries] == [("balance", -price_units, "call:standard")]
     assert sms == [f"call:{uniqueid}:notify"]
-    assert abs(billsec_in_cdr(asterisk, uniqueid) - 16) <= 2
+    assert abs(billsec_in_cdr(asterisk, uniqueid) - hold_s) <= 2
 
 
 def test_a_balance_for_one_interval_is_cut_by_asterisk_at_that_limit(asterisk):
