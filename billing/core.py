@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from .clock import FixedClock, SystemClock
 from .driver_sql import send_deferred_first
+from .group_commit import GroupCommitter
 from .offers import Offers, load_offers
 from .tariffs import TariffBook, load_tariffs
 from .uow import UnitOfWork
@@ -86,6 +87,13 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
     return engine
 
 
+def _deadlock_or_serialization_failure(exc: BaseException) -> bool:
+    """PostgreSQL gave up one statement to break a cycle with another process's transaction (or could
+    not serialise it): the same work, run again in the next batch, normally goes through."""
+    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return state in ("40P01", "40001")
+
+
 class Core:
     def __init__(self, db_url: str | None = None, clock=None, tariffs: TariffBook | None = None,
                  offers: Offers | None = None):
@@ -99,9 +107,18 @@ class Core:
         self._sessions = sessionmaker(expire_on_commit=False, join_transaction_mode="create_savepoint")
         # SQLite: questions that change nothing must not queue behind writers for the write lock.
         self.read_engine = make_engine(self.db_url, writer=False) if self.db_url.startswith("sqlite") else self.engine
+        # Concurrent writes of this process share transactions and commits (billing.group_commit).
+        self.group_commit = GroupCommitter(self._batch_uow, retryable=_deadlock_or_serialization_failure)
 
     def uow(self, at=None) -> UnitOfWork:
         """A unit of work; `at` backdates it (importing a line's history, loading demo data)."""
+        if self.group_commit.running_here():
+            # This thread runs a batch and holds its transaction (on SQLite, the write lock): a second
+            # writer here would wait for it forever.
+            raise RuntimeError("a function run by group commit must use the unit of work it is given")
+        return self._batch_uow(at)
+
+    def _batch_uow(self, at=None) -> UnitOfWork:
         clock = FixedClock(at) if at is not None else self.clock
         return UnitOfWork(self.engine, self._sessions, clock, self.tariffs, self.offers)
 
