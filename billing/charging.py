@@ -29,12 +29,11 @@ def charge_sms(uow, msisdn: str, short_number: str, key: str) -> Charge:
     fee is usage on its bill, as before.)"""
     line = lines.snapshot(uow, msisdn, lock=True)
     fee = uow.tariffs.info_sms_fee(short_number)
-    op = ledger.open_operation(uow, key, f"sms:{short_number}", line)
-    if op is None:
-        return Charge(ledger.amount_of(uow, key), duplicate=True)
+    kind = f"sms:{short_number}"
     if line.plan == "prepaid":
         validity.require_may_spend(line, uow.clock.now().date())
-    ledger.charge(uow, line, fee, op, f"sms:{short_number}")
+    if ledger.claim_and_charge(uow, key, kind, line, fee, kind) is None:
+        return Charge(ledger.amount_of(uow, key), duplicate=True)
     report = report_for(uow, line)
     uow.commit()
     log.info("sms fee %s AZN to %s for %s", fee, short_number, mask(line.msisdn))

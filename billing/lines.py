@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select
 
 from . import ledger, validity
+from .driver_sql import DriverStatement
 from .billrun import last_cutoff
 from .errors import InvalidInput, InvalidLanguage, SubscriberExists, UnknownSubscriber, WrongPlan
 from .models import Subscriber
@@ -42,17 +43,18 @@ class LineSnapshot(SimpleNamespace):
 
 
 _TABLE = Subscriber.__table__
-_ROW_BY_NUMBER = select(_TABLE).where(_TABLE.c.msisdn == bindparam("msisdn"))
-_ROW_BY_NUMBER_LOCKED = _ROW_BY_NUMBER.with_for_update()
+_ROW_BY_NUMBER_SQL = f"SELECT {', '.join(c.name for c in _TABLE.columns)} FROM subscriber WHERE msisdn = :msisdn"
+_ROW_BY_NUMBER = DriverStatement(_ROW_BY_NUMBER_SQL, columns=_TABLE.columns)
+_ROW_BY_NUMBER_LOCKED = DriverStatement(_ROW_BY_NUMBER_SQL, columns=_TABLE.columns, for_update=True)
 
 
 def snapshot(uow, msisdn: str, *, lock: bool = False) -> LineSnapshot:
     number = normalize(msisdn)
-    row = uow.connection().execute(
-        _ROW_BY_NUMBER_LOCKED if lock else _ROW_BY_NUMBER, {"msisdn": number}).first()
+    uow.flush()  # a line changed through the ORM in this transaction is read as changed
+    row = (_ROW_BY_NUMBER_LOCKED if lock else _ROW_BY_NUMBER).mapping(uow, {"msisdn": number})
     if row is None:
         raise _unknown(number)
-    return LineSnapshot(**row._mapping)
+    return LineSnapshot(**row)
 
 
 def _unknown(number: str) -> UnknownSubscriber:
