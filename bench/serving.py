@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfcare.serve import default_processes
 from tests.peers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SELFCARE = REPO / ".venv" / "bin" / "selfcare"
 LISTEN = "0A"  # TCP state in /proc/net/tcp
-QUEUE_DEPTH = "Task queue depth is"
 
 
 def listening_sockets(port: int) -> int:
@@ -68,18 +68,21 @@ class SelfcareServe:
     returncode: int | None = field(default=None)
 
     @classmethod
-    def start(cls, db_url: str, processes: int, log_path: Path, env: dict[str, str] | None = None,
+    def start(cls, db_url: str, processes: int | None, log_path: Path, env: dict[str, str] | None = None,
               timeout_s: float = 60.0) -> "SelfcareServe":
+        """`processes=None` runs `selfcare serve` with its default (one serving process per core)."""
         agi_port, http_port = free_port(), free_port()
         environment = {**os.environ, **(env or {}),
                        "SELFCARE_AGI": f"127.0.0.1:{agi_port}", "SELFCARE_HTTP": f"127.0.0.1:{http_port}"}
         environment.pop("SELFCARE_PROCESSES", None)  # --processes says it
+        argv = [str(SELFCARE), "--db", db_url, "serve"]
+        if processes is not None:
+            argv += ["--processes", str(processes)]
         with open(log_path, "ab") as log:
             # its own session: if the parent ever had to be killed, its children go with the group
-            process = subprocess.Popen([str(SELFCARE), "--db", db_url, "serve", "--processes", str(processes)],
-                                       cwd=REPO, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+            process = subprocess.Popen(argv, cwd=REPO, env=environment, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-        served = cls(process, agi_port, http_port, processes, log_path)
+        served = cls(process, agi_port, http_port, processes or default_processes(), log_path)
         try:
             served._wait_listening(timeout_s)
         except BaseException:
@@ -126,14 +129,9 @@ class SelfcareServe:
             return []
 
     def log_problems(self) -> int:
-        """Lines at WARNING or worse, and tracebacks, in its log; waitress' "Task queue depth is N"
-        (a warning for every request queued while its threads are busy) is counted apart."""
+        """Lines at WARNING or worse, and tracebacks, in its log."""
         return sum(1 for line in self._log_lines()
-                   if (" WARNING " in line or " ERROR " in line or line.startswith("Traceback"))
-                   and QUEUE_DEPTH not in line)
-
-    def queue_depth_warnings(self) -> int:
-        return sum(1 for line in self._log_lines() if QUEUE_DEPTH in line)
+                   if " WARNING " in line or " ERROR " in line or line.startswith("Traceback"))
 
 
 # ------------------------------------------------------------------------------ the serving tree
@@ -189,16 +187,38 @@ class TreeSample:
     threads: int = 0
     rss_kib: int = 0
     pss_kib: int = 0
+    cpu_s: float = 0.0  # user + system time of the tree's live processes
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
 class ProcessTreeSampler:
-    """Threads, RSS and PSS summed over a process and its descendants, every 0.2 s; keeps the max."""
+    """Threads, RSS and PSS summed over a process and its descendants, every 0.2 s; keeps the max
+    (and the CPU time used between start() and stop())."""
 
     def __init__(self, pid: int, every_s: float = 0.2):
         self.pid = pid
         self.every_s = every_s
         self.idle = TreeSample()
         self.peak = TreeSample()
+        self.last = TreeSample()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
 
@@ -209,6 +229,10 @@ class ProcessTreeSampler:
                 threads, rss, pss = _status_of(pid)
             except OSError:
                 continue  # exited between the scan and the read
+            try:
+                total.cpu_s += cpu_seconds(pid)
+            except OSError:
+                pass
             total.processes += 1
             total.threads += threads
             total.rss_kib += rss
@@ -226,9 +250,17 @@ class ProcessTreeSampler:
             now = self.sample()
             if not now.processes:
                 return
+            self.last = now
             for name in ("processes", "threads", "rss_kib", "pss_kib"):
                 setattr(self.peak, name, max(getattr(self.peak, name), getattr(now, name)))
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        final = self.sample()
+        if final.processes:
+            self.last = final
+
+    def cpu_used_s(self) -> float:
+        """CPU seconds the tree used from start() to stop()."""
+        return self.last.cpu_s - self.idle.cpu_s

@@ -215,18 +215,28 @@ def check_flow_prompts(known_prompt_ids: set[str], tariff_names=()) -> None:
         raise ValueError(f"prompts missing from the prompt catalogue: {', '.join(missing)}")
 
 
-class CallController:
-    """One call: a loop over named steps; each step returns the name of the next one (or None)."""
+def _call_here(fn, *args):
+    return fn(*args)
 
-    def __init__(self, core, channel: Channel, service: Service):
+
+class CallController:
+    """One call: a loop over named steps; each step returns the name of the next one (or None).
+
+    Every database touch goes through `blocking(fn, *args)`: called in place by default (classic
+    AGI, simulated calls); the FastAGI server passes one that runs it on its database threads, so
+    a flow driven from its event loop never waits for the database on that loop."""
+
+    def __init__(self, core, channel: Channel, service: Service, *, blocking: Callable | None = None):
         self.core = core
         self.channel = channel
         self.service = service
+        self.blocking = blocking or _call_here
         self.msisdn: str | None = None
         self.chosen_language: str | None = None
         self.entered_pin: str | None = None  # between the PIN entry and its redemption, never logged
         self.call_id = getattr(channel, "uniqueid", "") or f"nouid-{uuid.uuid4().hex}"
         self.steps_taken = 0
+        self.greeted_with = None  # the report read to greet the caller, announced right after
         self.outcome = HUNG_UP
         self.label = f"{service.number} {mask(channel.caller or '')}"
 
@@ -284,7 +294,8 @@ class CallController:
         return "announce"
 
     def step_announce(self):
-        report = self._report()
+        # The first time, the figures read a moment ago to greet the caller; "repeat" reads afresh.
+        report, self.greeted_with = self.greeted_with or self._report(), None
         log.info("call %s: figures told", self.label)
         self.channel.play(self.service.figures(report, self.channel.language))
         return "main_menu"
@@ -299,8 +310,7 @@ class CallController:
 
     def step_save_language(self):
         language = self.chosen_language
-        with self.core.uow() as uow:
-            services.set_language(uow, self.msisdn, language)
+        self.blocking(self._save_language, language)
         log.info("call %s: language set to %s", self.label, language)
         self.channel.set_language(language)
         self.channel.play(["language-saved"])
@@ -308,8 +318,7 @@ class CallController:
 
     def step_toggle_notifications(self):
         turn_on = not self._report().notify_balance
-        with self.core.uow() as uow:
-            services.set_balance_notifications(uow, self.msisdn, turn_on)
+        self.blocking(self._save_notifications, turn_on)
         log.info("call %s: balance-change SMS %s", self.label, "on" if turn_on else "off")
         self.channel.play(["notifications-on" if turn_on else "notifications-off"])
         return "main_menu"
@@ -357,17 +366,30 @@ class CallController:
             return None
         try:
             self.msisdn = normalize(caller)
-            with self.core.reader() as uow:
-                report = services.balance_report(uow, self.msisdn)
+            report = self._report()
         except BillingError as error:  # InvalidMsisdn, UnknownSubscriber
             log.info("call %s: caller not served (%s)", self.label, error.code)
             return None
         self.label = f"{self.service.number} {mask(self.msisdn)}"
+        self.greeted_with = report
         return report
 
     def _report(self):
+        return self.blocking(self._read_report)
+
+    # -- the database (run through self.blocking) ---------------------------------------------
+
+    def _read_report(self):
         with self.core.reader() as uow:
             return services.balance_report(uow, self.msisdn)
+
+    def _save_language(self, language: str) -> None:
+        with self.core.uow() as uow:
+            services.set_language(uow, self.msisdn, language)
+
+    def _save_notifications(self, turn_on: bool) -> None:
+        with self.core.uow() as uow:
+            services.set_balance_notifications(uow, self.msisdn, turn_on)
 
     def _say_unavailable(self) -> str:
         try:
@@ -383,13 +405,14 @@ class CallController:
             pass
 
 
-def run_call(core, channel: Channel, service_name: str) -> str:
-    """Run the 2112 or 650 flow (or an outgoing-call route) on a channel; returns the call's outcome."""
+def run_call(core, channel: Channel, service_name: str, *, blocking: Callable | None = None) -> str:
+    """Run the 2112 or 650 flow (or an outgoing-call route) on a channel; returns the call's outcome.
+    `blocking` runs the 2112/650 flows' database work (CallController)."""
     from . import outgoing
 
     if service_name in outgoing.SERVICES:
         return outgoing.run_outgoing(core, channel, service_name)
-    return CallController(core, channel, service_for(service_name)).run()
+    return CallController(core, channel, service_for(service_name), blocking=blocking).run()
 
 
 def check_startup(core=None) -> None:

@@ -441,8 +441,8 @@ def say(kind, value, lang):
 
 
 @cli.command()
-@click.option("--processes", type=click.IntRange(min=1), envvar="SELFCARE_PROCESSES", default=1, show_default=True,
-              help="serving processes sharing the two ports (use the core count on PostgreSQL)")
+@click.option("--processes", type=click.IntRange(min=1), envvar="SELFCARE_PROCESSES", default=None,
+              help="serving processes sharing the two ports [default: one per core]")
 @pass_ctx
 def serve(c: Context, processes):
     """FastAGI on $SELFCARE_AGI and HTTP on $SELFCARE_HTTP, plus the background worker."""

@@ -33,3 +33,14 @@ def create_app(core: Core, settings: Settings | None = None) -> Flask:
     sms_web.register(app, core, settings)
     ussd_web.register(app, core, settings)
     return app
+
+
+def app_from_env() -> Flask:
+    """The app as a factory for a WSGI server run by hand (`granian --interface wsgi --factory
+    selfcare.http:app_from_env`): database from $SELFCARE_DB, settings from the environment.
+    `selfcare serve` builds the same app in each of its serving processes."""
+    import texts
+
+    core = Core()
+    texts.check_startup(core)
+    return create_app(core, Settings.from_env())

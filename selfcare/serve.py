@@ -1,20 +1,29 @@
-"""One process tree: FastAGI, HTTP (waitress) and the worker.
+"""One process tree: N serving processes (HTTP under Granian and FastAGI each) and the worker.
 
-With `processes` > 1 the parent forks that many serving processes, each with its own FastAGI and
-HTTP servers on the same two ports (SO_REUSEPORT: the kernel spreads connections over them), so
-call and request handling use every core despite the GIL; the parent runs the worker and
-supervises. Workers keep no state, so this is the same story as more boxes (docs/architecture.md).
+The parent is Granian's supervisor (`granian.server.mp.MPServer`) with the worker thread beside it.
+It forks N serving processes (default: one per core); in each, Granian's Rust runtime owns the
+HTTP connections (accepting, keep-alive, parsing: no Python loop walks them) and hands each
+request to a few Python threads running the Flask app, and an asyncio loop serves FastAGI
+(ivr.fastagi). Both ports are shared by the N processes with SO_REUSEPORT, so the kernel spreads
+connections and calls over them and every core runs Python despite the GIL. Workers keep no
+state, so this is the same story as more boxes (docs/architecture.md).
+
+Stopping (SIGTERM or SIGINT to the parent): the worker thread stops, Granian sends SIGTERM to each
+serving process, which stops accepting, lets the requests in hand finish (their charges commit or
+roll back whole), cuts the calls in progress, and exits; the parent waits for them. A serving
+process that dies takes the tree down loudly (exit 1) rather than leaving it half-served: the
+process manager restarts the whole tree.
 """
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import multiprocessing.util
 import os
 import queue
-import signal
-import socket
 import sys
 import threading
+import time
+from functools import partial
 from logging.handlers import QueueHandler, QueueListener
 
 from billing.core import Core
@@ -23,18 +32,64 @@ from selfcare.config import Settings
 
 log = logging.getLogger("selfcare.serve")
 
-HTTP_THREADS = int(os.environ.get("SELFCARE_HTTP_THREADS", "8"))
-# Kannel keeps up to 512 keep-alive connections: waitress' default limit of 100 refuses a burst.
-HTTP_CONNECTION_LIMIT = 2000
+# Python threads per serving process running the Flask app (Granian's "blocking threads"); the
+# connections themselves are Granian's, in Rust, however many Kannel keeps open. Measured
+# (bench/README.md): on SQLite every charge queues for the one write lock, and a second thread in
+# the process only slows the holder down (it must win the GIL back after each SQLite call); on
+# PostgreSQL threads overlap their commits' WAL flushes.
+HTTP_THREADS_SQLITE = 1
+HTTP_THREADS_POSTGRESQL = 16
+
+
+def http_threads(db_url: str) -> int:
+    """$SELFCARE_HTTP_THREADS, or the measured best for the database."""
+    configured = os.environ.get("SELFCARE_HTTP_THREADS")
+    if configured:
+        return max(1, int(configured))
+    return HTTP_THREADS_SQLITE if db_url.startswith("sqlite") else HTTP_THREADS_POSTGRESQL
+
+# Granian's backpressure counts connections, not requests: each process must take the whole of
+# Kannel's keep-alive pool (max-pending-requests, 512 by default) or Kannel's requests fail.
+HTTP_CONNECTION_LIMIT = 2048
 HTTP_BACKLOG = 2048
+LOG_LEVEL = os.environ.get("SELFCARE_LOG_LEVEL", "INFO").upper()  # INFO: a line per decision
+STOP_TIMEOUT_S = 20  # a serving process still running then is killed
+READY_TIMEOUT_S = 60
+
+# Granian logs through `_granian` to stdout by default; stdout carries our ready line, so its
+# records go to the root logger (stderr, numbers masked) like ours. No access log.
+GRANIAN_LOGGING = {
+    "formatters": {},
+    "handlers": {},
+    "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True, "level": "WARNING"}},
+}
+
+
+class _KnownGranianAdvice(logging.Filter):
+    """Granian advises against more than 2 × cores + 1 Python threads; on PostgreSQL ours wait for
+    commits, not for the CPU (measured), so the advice is noise in our log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Configuration allows spawning up to")
+
+
+logging.getLogger("_granian").addFilter(_KnownGranianAdvice())
+
+
+def default_processes() -> int:
+    """One serving process per core (bench/README.md: SMS and FastAGI both scale with it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _log_through_a_queue() -> QueueListener:
-    """Call threads only put records on a queue; one thread writes them.
+    """Threads only put records on a queue; one thread writes them.
 
     With a handler writing in every call thread, a thread holding the handler's lock must win the
-    GIL back from a thousand runnable threads before it lets go: measured, each command after a log
-    line waited 1.6 s at the median under load (bench/README.md)."""
+    GIL back from every other runnable thread before it lets go: measured, each command after a
+    log line waited 1.6 s at the median under load (bench/README.md)."""
     root = logging.getLogger()
     handlers = [h for h in root.handlers if not isinstance(h, QueueHandler)] or [logging.StreamHandler()]
     for handler in root.handlers[:]:
@@ -44,131 +99,179 @@ def _log_through_a_queue() -> QueueListener:
             handler.setFormatter(logs.MaskingFormatter(logs.FORMAT))
     records: queue.SimpleQueue = queue.SimpleQueue()
     root.addHandler(QueueHandler(records))
-    root.setLevel(logging.INFO)
-    listener = QueueListener(records, *handlers, respect_handler_level=True)
+    root.setLevel(LOG_LEVEL)
+    listener = _BatchingListener(records, *handlers, respect_handler_level=True)
     listener.start()
     return listener
 
 
-def _http_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    # waitress sets this on sockets it binds itself, not on ours; without it a reply whose body
-    # follows its headers waits for the peer's delayed ACK (~40 ms with Kannel).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    return sock
+LOG_BATCH_S = 0.05
 
 
-class Servers:
-    """FastAGI and HTTP of one process; `run()` blocks until `stop()`."""
+class _BatchingListener(QueueListener):
+    """Writes what was queued every LOG_BATCH_S instead of waking for each record: a writer woken
+    per record takes the GIL from the request threads once per SMS (measured: an SMS burst ran at
+    about half the rate with a line per SMS logged than with none)."""
 
-    def __init__(self, core: Core, settings: Settings, *, reuse_port: bool):
-        from waitress.server import create_server
-
-        from ivr.fastagi import FastAgiServer
-        from selfcare.http import create_app
-
-        # waitress warns on every queued request in a burst: a log line per SMS helps nobody
-        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-        self.core = core
-        self.agi = FastAgiServer(core, *settings.agi, reuse_port=reuse_port)
-        self.http = create_server(
-            create_app(core, settings), sockets=[_http_socket(*settings.http, reuse_port)],
-            threads=HTTP_THREADS, connection_limit=HTTP_CONNECTION_LIMIT, backlog=HTTP_BACKLOG,
-            channel_timeout=60, asyncore_use_poll=True, ident="selfcare")
-        self._stopping = threading.Event()
-
-    def run(self) -> None:
-        self.agi.start()
-        try:
-            self.http.run()
-        except (OSError, ValueError):
-            if not self._stopping.is_set():
-                raise
-        finally:
-            self.agi.stop()
-
-    def stop(self) -> None:
-        """Let the requests in hand finish (their charges commit or roll back whole), then close.
-        A reply that cannot be sent any more is recovered by the gateway's retry: same key, same
-        reply, no second charge."""
-        self._stopping.set()
-        self.http.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        self.http.close()
+    def _monitor(self) -> None:
+        while True:
+            time.sleep(LOG_BATCH_S)
+            while True:
+                try:
+                    record = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if record is self._sentinel:
+                    return
+                self.handle(record)
 
 
-def _serving_process(db_url: str, clock, settings: Settings) -> None:
-    """A forked serving process: its own database engine, its own log writer."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
-    logs.configure(logging.INFO)
+# -- a serving process ----------------------------------------------------------------------------
+
+def serving_process_app(db_url: str, clock, settings: Settings):
+    """Runs in each forked serving process, before Granian serves HTTP there: its own database
+    engine and log writer, FastAGI started on its own loop; returns the WSGI app Granian serves.
+    What it started is stopped when the process ends (multiprocessing's exit finalizers run after
+    Granian's worker returns from its SIGTERM)."""
+    from ivr.fastagi import FastAgiServer
+    from selfcare.http import create_app
+
+    logs.configure(LOG_LEVEL)
     listener = _log_through_a_queue()
     core = Core(db_url, clock=clock)
-    servers = Servers(core, settings, reuse_port=True)
-    signal.signal(signal.SIGTERM, lambda *_: servers.stop())
-    try:
-        servers.run()
-    finally:
+    agi = FastAgiServer(core, *settings.agi, reuse_port=True).start()
+
+    def stop() -> None:
+        started = time.monotonic()
+        log.info("serving process stopping: HTTP done, cutting the calls in progress")
+        agi.stop()
         core.dispose()
+        log.info("serving process stopped in %.1f s", time.monotonic() - started)
         listener.stop()
 
+    multiprocessing.util.Finalize(None, stop, exitpriority=10)
+    return create_app(core, settings)
 
-def serve_forever(core: Core, settings: Settings | None = None, processes: int = 1) -> None:
-    from selfcare import worker
+
+def _granian_tree():
+    """Granian's process supervisor, with the worker and the ready line beside it in the parent."""
+    from granian.server.mp import MPServer
+
+    class ServingTree(MPServer):
+        ready_line: str = ""
+        expected_listeners: tuple = ()
+        worker_stop: threading.Event
+        log_listener: QueueListener | None = None
+
+        def startup(self, spawn_target, target_loader):
+            # Forks the serving processes: nothing in this process runs a thread before it.
+            super().startup(spawn_target, target_loader)
+            self.log_listener = _log_through_a_queue()
+            self.worker_stop = threading.Event()
+            from selfcare import worker
+
+            threading.Thread(target=worker.run_forever, args=(self.core, self.worker_stop), name="worker",
+                             daemon=True).start()
+            _wait_until_listening(self.expected_listeners, READY_TIMEOUT_S, self.wrks)
+            log.info("%s", self.started_line)
+            # one write, so the log writer thread cannot cut the line in two
+            sys.stdout.write(self.ready_line)
+            sys.stdout.flush()
+
+        def _stop_workers(self):
+            """SIGTERM to every serving process, then wait on their sentinels (not join: Granian's
+            watcher thread joins each process too, and whichever reaps it first leaves the other
+            thinking it alive, which made Granian 'kill' processes that had already exited);
+            a process still running after STOP_TIMEOUT_S is killed."""
+            from multiprocessing.connection import wait
+
+            for wrk in self.wrks:
+                wrk.terminate()
+            running = {wrk.inner.sentinel: wrk for wrk in self.wrks}
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while running and time.monotonic() < deadline:
+                for sentinel in wait(list(running), timeout=max(0.0, deadline - time.monotonic())):
+                    running.pop(sentinel)
+            for wrk in running.values():
+                log.error("serving process %s did not stop within %d s: killing it", wrk.inner.pid, STOP_TIMEOUT_S)
+                wrk.kill()
+            self.wrks.clear()
+
+        def shutdown(self, exit_code=0):
+            if getattr(self, "worker_stop", None) is not None:
+                self.worker_stop.set()
+            try:
+                super().shutdown(exit_code)
+            finally:
+                self.core.dispose()
+                if self.log_listener is not None:
+                    self.log_listener.stop()
+                    self.log_listener = None
+
+    return ServingTree
+
+
+def serve_forever(core: Core, settings: Settings | None = None, processes: int | None = None) -> None:
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
     settings = settings or Settings.from_env()
+    processes = default_processes() if processes is None else processes
     if processes < 1:
         raise ValueError("processes must be at least 1")
-    children = []
-    if processes > 1:
-        # Fork before this process starts any thread; each child opens its own connections.
-        core.dispose()
-        fork = multiprocessing.get_context("fork")
-        children = [fork.Process(target=_serving_process, args=(core.db_url, core.clock, settings),
-                                 name=f"selfcare-serve-{n}") for n in range(processes)]
-        for child in children:
-            child.start()
-    log_listener = _log_through_a_queue()
-    stop = threading.Event()
-    threading.Thread(target=worker.run_forever, args=(core, stop), name="worker", daemon=True).start()
-
-    servers = Servers(core, settings, reuse_port=False) if not children else None
-    log.info("FastAGI on %s:%d, HTTP on http://%s:%d, %d serving process(es)", *settings.agi, *settings.http,
-             processes)
-    # one write, so the log writer thread cannot cut the line in two
-    sys.stdout.write(f"selfcare ready: http://{settings.http[0]}:{settings.http[1]}/health\n")
-    sys.stdout.flush()
-
-    def _stop(*_):
-        stop.set()
-        if servers:
-            servers.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        if servers:
-            servers.run()
-        else:
-            _supervise(children, stop)
-    finally:
-        stop.set()
-        for child in children:
-            if child.is_alive():
-                os.kill(child.pid, signal.SIGTERM)
-        for child in children:
-            child.join(15)
-        core.dispose()
-        log_listener.stop()
+    host, port = settings.http
+    threads = http_threads(core.db_url)
+    tree = _granian_tree()(
+        "selfcare.http:app_from_env",  # what Granian names in its logs; the loader below is what runs
+        address=host, port=port, interface=Interfaces.WSGI, workers=processes,
+        blocking_threads=threads, backlog=HTTP_BACKLOG, backpressure=HTTP_CONNECTION_LIMIT,
+        http=HTTPModes.http1, http1_settings=HTTP1Settings(keep_alive=True),
+        log_level=LogLevels.warning, log_dictconfig=GRANIAN_LOGGING,
+        respawn_failed_workers=False,
+    )
+    tree.core = core
+    tree.started_line = (f"FastAGI on {settings.agi[0]}:{settings.agi[1]}, HTTP on http://{host}:{port} "
+                         f"(Granian, {threads} app thread(s) a process), {processes} serving process(es)")
+    tree.ready_line = f"selfcare ready: http://{host}:{port}/health\n"
+    tree.expected_listeners = ((settings.agi[1], processes), (port, processes))
+    # Fork before this process opens a database connection or starts a thread; each serving
+    # process opens its own connections.
+    core.dispose()
+    tree.serve(target_loader=partial(serving_process_app, core.db_url, core.clock, settings), wrap_loader=False)
 
 
-def _supervise(children, stop: threading.Event) -> None:
-    """Wait for the stop signal; a serving process that dies takes the service down loudly
-    rather than leaving it half-served (the process manager restarts the whole tree)."""
-    while not stop.wait(1.0):
-        dead = [child for child in children if not child.is_alive()]
-        if dead:
-            log.error("serving process %s exited with %s: stopping", dead[0].name, dead[0].exitcode)
-            raise SystemExit(1)
+# -- readiness --------------------------------------------------------------------------------------
+
+LISTEN = "0A"  # TCP state in /proc/net/tcp
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on `port` (with SO_REUSEPORT, one per serving process)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows)
+                for row in rows:
+                    fields = row.split()
+                    if fields[3] == LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        count += 1
+        except (FileNotFoundError, StopIteration):
+            continue
+    return count
+
+
+def _wait_until_listening(expected: tuple, timeout_s: float, workers) -> None:
+    """The ready line waits until every serving process listens on both ports: a client started
+    on it would otherwise find one process taking every early connection, or none."""
+    if not os.path.exists("/proc/net/tcp"):
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(listening_sockets(port) >= count for port, count in expected):
+            return
+        if any(not worker.is_alive() for worker in workers):
+            return  # Granian's supervisor reports the dead process and stops the tree
+        time.sleep(0.05)
+    log.error("serving processes not all listening after %.0f s", timeout_s)

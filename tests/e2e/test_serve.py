@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from selfcare.serve import listening_sockets
 from tests.peers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +28,7 @@ def wait_until_up(port: int, process, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"selfcare serve exited: {process.stderr.read()}")
+            raise AssertionError(f"selfcare serve exited with {process.returncode}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
                 if answer.status == 200:
@@ -61,22 +63,39 @@ def agi_call(port: int, callerid: str, script: str, digits: str) -> list[str]:
             peer.flush()
 
 
-@pytest.fixture(params=[1, 2], ids=["one-process", "two-processes"])
+def read_ready_line(process, seconds: float = 60) -> str:
+    """The first line `selfcare serve` writes on stdout, read without blocking past `seconds`."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if not lines:
+        raise AssertionError("selfcare serve wrote no ready line")
+    return lines[0]
+
+
+@pytest.fixture(params=[1, 2, None], ids=["one-process", "two-processes", "default-processes"])
 def served(request, tmp_path):
     db = f"sqlite:///{tmp_path / 'selfcare.db'}"
     selfcare(db, "db", "upgrade")
     selfcare(db, "demo")
     http, agi = free_port(), free_port()
     env = {**os.environ, "SELFCARE_HTTP": f"127.0.0.1:{http}", "SELFCARE_AGI": f"127.0.0.1:{agi}"}
-    process = subprocess.Popen([*SELFCARE, "--db", db, "serve", "--processes", str(request.param)], cwd=REPO,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env.pop("SELFCARE_PROCESSES", None)
+    processes = [] if request.param is None else ["--processes", str(request.param)]
+    process = subprocess.Popen([*SELFCARE, "--db", db, "serve", *processes], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
+        assert read_ready_line(process) == f"selfcare ready: http://127.0.0.1:{http}/health\n"
         wait_until_up(http, process)
+        # ready means every serving process listens on both ports (the default: one per core)
+        expected = request.param or len(os.sched_getaffinity(0))
+        assert (listening_sockets(http), listening_sockets(agi)) == (expected, expected)
         yield db, http, agi
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(30)
+            assert process.wait(30) == 0
         except subprocess.TimeoutExpired:
             process.kill()
             pytest.fail("selfcare serve did not stop on SIGTERM")

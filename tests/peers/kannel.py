@@ -61,7 +61,7 @@ sendsms-interface = 127.0.0.1
 log-file = "{work}/smsbox.log"
 log-level = {log_level}
 mo-recode = true
-max-pending-requests = 32
+max-pending-requests = {max_pending}
 
 group = sendsms-user
 username = {sendsms_user}
@@ -83,7 +83,8 @@ max-messages = 3
 class KannelPeer:
     """bearerbox + smsbox + an interactive fakesmsc, all stopped by `stop()` (use it in `finally`)."""
 
-    def __init__(self, work: Path, app_port: int, secret: str, app_path: str = "/sms/kannel", log_level: int = 1):
+    def __init__(self, work: Path, app_port: int, secret: str, app_path: str = "/sms/kannel", log_level: int = 1,
+                 max_pending: int = 32):
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.admin_port, self.smsbox_port = free_port(), free_port()
@@ -93,7 +94,9 @@ class KannelPeer:
         query = f"from=%p&to=%P&text=%a&id=%I&secret={urllib.parse.quote(secret)}"
         self.get_url = f"http://127.0.0.1:{app_port}{app_path}?{query}"
         self.config = self.work / "kannel.conf"
-        self.config.write_text(CONFIG.format(work=self.work, get_url=self.get_url, log_level=log_level, **{
+        self.max_pending = max_pending  # smsbox's keep-alive pool to the app (its max-pending-requests)
+        self.config.write_text(CONFIG.format(work=self.work, get_url=self.get_url, log_level=log_level,
+                                             max_pending=max_pending, **{
             k: getattr(self, k) for k in ("admin_port", "admin_password", "smsbox_port", "fake_port",
                                           "sendsms_port", "sendsms_user", "sendsms_password")}))
         self._procs: list[subprocess.Popen] = []

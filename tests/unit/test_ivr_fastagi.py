@@ -251,3 +251,70 @@ def test_server_refuses_to_start_when_a_flow_prompt_is_missing():
     with pytest.raises(ValueError) as raised:
         flows.check_flow_prompts(flows.static_prompt_ids() - {"goodbye"})
     assert "goodbye" in str(raised.value)
+
+
+# -- the accept path and the database threads ------------------------------------------------------
+
+def _open_call(server, caller=PREPAID_AZ):
+    """A call whose Asterisk stops answering after the environment: it waits on our first command."""
+    sock = socket.create_connection(server.address, timeout=10)
+    sock.sendall(("\n".join(env_for("2112", caller)) + "\n\n").encode())
+    return sock
+
+
+def test_calls_waiting_for_asterisk_hold_no_thread_each(core):
+    threads_before = threading.active_count()
+    with FastAgiServer(core, "127.0.0.1", 0, db_threads=2) as server:
+        held = [_open_call(server) for _ in range(300)]
+        try:
+            for sock in held:
+                assert sock.recv(100) == b"ANSWER\n"
+            assert server.live_calls() == 300
+            # the loop's thread and at most the two database threads, whatever the number of calls
+            assert threading.active_count() <= threads_before + 3
+        finally:
+            for sock in held:
+                sock.close()
+        assert wait_until_idle(server) == 0
+
+
+def test_a_new_call_is_answered_while_every_database_thread_is_busy(core, monkeypatch):
+    release = threading.Event()
+    original = flows.CallController._read_report
+
+    def slow_report(controller):
+        release.wait(10)  # the database is stuck (a lock, a slow commit)
+        return original(controller)
+
+    monkeypatch.setattr(flows.CallController, "_read_report", slow_report)
+    with FastAgiServer(core, "127.0.0.1", 0, db_threads=1) as server:
+        first = _open_call(server)
+        second = _open_call(server)
+        try:
+            assert first.recv(100) == b"ANSWER\n"
+            first.sendall(b"200 result=0\n")  # its flow now waits for the stuck database thread
+            time.sleep(0.1)
+            started = time.monotonic()
+            assert second.recv(100) == b"ANSWER\n"  # accepted and answered all the same
+            assert time.monotonic() - started < 2
+            release.set()
+            second.sendall(b"200 result=0\n")
+            assert first.recv(100).startswith(b"SET VARIABLE")
+        finally:
+            release.set()
+            first.close()
+            second.close()
+
+
+def test_an_endless_line_is_refused_and_the_call_closed(server):
+    with socket.create_connection(server.address, timeout=5) as sock:
+        try:
+            sock.sendall(b"agi_network: yes\nagi_request: " + b"x" * 200_000)  # never a newline
+        except OSError:
+            pass  # the server may close while we are still sending
+        sock.settimeout(5)
+        try:
+            assert sock.recv(100) == b""
+        except ConnectionResetError:
+            pass  # closed with our bytes unread: also closed
+    assert wait_until_idle(server) == 0
