@@ -16,8 +16,8 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from . import ledger, lines, outbox
-from .errors import CreditRefused
+from . import ledger, lines, outbox, validity
+from .errors import BalanceExpired, CreditRefused
 from .models import CreditGrant, LedgerEntry, Operation, Subscriber
 from .money import ZERO, fmt_exact, from_units, to_units
 from .msisdn import mask, normalize
@@ -71,13 +71,21 @@ def _topped_up(uow, line: Subscriber, since: datetime | None = None, until: date
     return from_units(total), count
 
 
+def require_active(uow, line: Subscriber) -> None:
+    """Seed 003: credit is for active lines; one whose balance expired is told to top up instead."""
+    refusal = validity.spend_refusal(line, uow.clock.now().date())
+    if isinstance(refusal, BalanceExpired):
+        raise CreditRefused("balance-expired", f"credit needs an active line: {refusal}")
+    if refusal is not None:
+        raise CreditRefused("not-active", f"credit needs an active line: {refusal}")
+
+
 def check_borrower(uow, line: Subscriber) -> None:
     """Seed 003's conditions, one refusal reason each."""
     rules = uow.offers.credit
     if line.plan != "prepaid":
         raise CreditRefused("not-prepaid", "credit is for prepaid lines")
-    if line.status != "active":
-        raise CreditRefused("not-active", f"credit needs an active line ({line.status})")
+    require_active(uow, line)
     today = uow.clock.now().date()
     if (today - line.activated_on).days < rules.min_days_in_network:
         raise CreditRefused("too-new", f"credit needs {rules.min_days_in_network} days in network")
@@ -184,12 +192,12 @@ def _lock_pair(uow, borrower_msisdn: str, beneficiary_msisdn: str | None):
     return locked[wanted[0]], locked[wanted[-1]]
 
 
-def check_beneficiary(borrower: Subscriber, beneficiary: Subscriber) -> None:
+def check_beneficiary(uow, borrower: Subscriber, beneficiary: Subscriber) -> None:
     if beneficiary.id == borrower.id:
         raise CreditRefused("self", "a credit for a friend goes to another number")
     if beneficiary.plan != "prepaid":
         raise CreditRefused("friend-not-prepaid", "the friend's line is not prepaid")
-    if beneficiary.status != "active":
+    if not validity.may_spend(beneficiary, uow.clock.now().date()):  # suspended, balance expired, closed
         raise CreditRefused("friend-not-active", "the friend's line is not active")
 
 
@@ -208,7 +216,7 @@ def grant_nar(uow, msisdn: str, key: str, code: str | None = None, *, for_friend
     """The Nar grant, left for the caller to commit (a friend's confirmation commits it with its request)."""
     borrower, beneficiary = _lock_pair(uow, msisdn, for_friend)
     if for_friend:
-        check_beneficiary(borrower, beneficiary)
+        check_beneficiary(uow, borrower, beneficiary)
     check_borrower(uow, borrower)
     option = nar_option(uow.offers.credit, standing(uow, borrower), code)
     op = ledger.open_operation(uow, key, "credit:nar", borrower)
@@ -255,20 +263,15 @@ def available_nar_credit(uow, msisdn: str) -> Decimal:
 
 # -- recovery at top-up ------------------------------------------------------------------------
 
-def recover_credit_debt(uow, line: Subscriber, op) -> None:
-    """After a top-up: the whole debt, oldest credit first, as far as the balance allows (seed 003)."""
-    if line.plan != "prepaid":
-        return
+def _repay_from_balance(uow, line: Subscriber, op, kind: str) -> int:
+    """Oldest credit first, as far as the balance allows; returns the units taken."""
     owed = line.nar_debt_units + line.sos_debt_units
     left = min(owed, max(line.balance_units, 0))
     if left <= 0:
-        return
+        return 0
     taken = left
     repaid = {"nar": 0, "sos": 0}
-    grants = uow.session.scalars(select(CreditGrant).where(
-        CreditGrant.debtor_id == line.id, CreditGrant.repaid_at.is_(None))
-        .order_by(CreditGrant.granted_at, CreditGrant.id).with_for_update())
-    for grant in grants:
+    for grant in _open_grants(uow, line):
         part = min(grant.outstanding_units, left)
         grant.outstanding_units -= part
         repaid[grant.kind] += part
@@ -277,12 +280,46 @@ def recover_credit_debt(uow, line: Subscriber, op) -> None:
             grant.repaid_at = uow.clock.now()
         if left == 0:
             break
-    for kind, units in repaid.items():
-        ledger.post(uow, line, DEBT_ACCOUNT[kind], -from_units(units), op, "credit:repay")
-    ledger.post(uow, line, "balance", -from_units(taken), op, "credit:repay")
+    for kind_of_credit, units in repaid.items():
+        ledger.post(uow, line, DEBT_ACCOUNT[kind_of_credit], -from_units(units), op, kind)
+    ledger.post(uow, line, "balance", -from_units(taken), op, kind)
+    return taken
+
+
+def _open_grants(uow, line: Subscriber):
+    return uow.session.scalars(select(CreditGrant).where(
+        CreditGrant.debtor_id == line.id, CreditGrant.repaid_at.is_(None))
+        .order_by(CreditGrant.granted_at, CreditGrant.id).with_for_update())
+
+
+def recover_credit_debt(uow, line: Subscriber, op) -> None:
+    """After a top-up: the whole debt, oldest credit first, as far as the balance allows (seed 003)."""
+    if line.plan != "prepaid":
+        return
+    taken = _repay_from_balance(uow, line, op, "credit:repay")
+    if not taken:
+        return
     if not line.notify_balance:  # else the top-up's own balance-change SMS names the repayment
         outbox.enqueue(uow, line, "credit-repaid", {
             "repaid": fmt_exact(from_units(taken)),
             "debt": fmt_exact(from_units(line.nar_debt_units + line.sos_debt_units))}, key=f"{op.key}:credit-repaid")
     log.info("credit debt %s AZN recovered from %s's top-up", from_units(taken), mask(line.msisdn))
 
+
+def settle_at_closure(uow, line: Subscriber, op) -> tuple[Decimal, Decimal]:
+    """A closing line (its subscription ended): what is left of the balance repays the credit debt
+    first, as a top-up would; the debt it does not cover is written off, each by a ledger entry of
+    its own kind. Returns (repaid, written off)."""
+    repaid = _repay_from_balance(uow, line, op, "credit:repay")
+    written_off = {"nar": 0, "sos": 0}
+    for grant in _open_grants(uow, line):
+        written_off[grant.kind] += grant.outstanding_units
+        grant.outstanding_units = 0
+        grant.repaid_at = uow.clock.now()  # nothing is owed on it any more
+    for kind, units in written_off.items():
+        ledger.post(uow, line, DEBT_ACCOUNT[kind], -from_units(units), op, "credit:write-off")
+    total = sum(written_off.values())
+    if repaid or total:
+        log.info("closing %s: credit debt %s AZN repaid from the balance, %s AZN written off", mask(line.msisdn),
+                 from_units(repaid), from_units(total))
+    return from_units(repaid), from_units(total)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from . import lines, payments
+from . import cards, lines, payments
 from .models import ScratchCard, Subscriber
 
 PREPAID = (
@@ -20,6 +20,8 @@ POSTPAID = (
     ("+994551234567", "az", "biznes", "25.30", "7.15", "5.00", 10),
     ("+994552223344", "ru", "biznes", "0.00", "12.40", "0.00", 18),
 )
+HISTORY_TOPUP = Decimal("1.00")  # 30 days of balance, then 180 days of subscription
+KEEP_ALIVE_DAYS = 200  # within those 210 days
 CARDS = (
     ("1000000001", "12345678", "5.00"),
     ("1000000002", "87654321", "10.00"),
@@ -40,13 +42,17 @@ def load_demo(core) -> list[str]:
                 continue
             line_id = lines.add_subscriber(uow, msisdn, "prepaid", tariff=tariff, language=lang,
                                            activated=today - timedelta(days=days)).id
-        # A first top-up in the line's first week (what makes a line eligible for Nar Credit),
-        # then today's, which sets the figures the demo shows.
+        # A first top-up in the line's first week (what makes a line eligible for Nar Credit), one
+        # every KEEP_ALIVE_DAYS after it so an old line never reached its subscription end
+        # (billing/validity.py), then today's, which sets the figures the demo shows.
         activated = datetime.combine(today - timedelta(days=days), time(10, 0))
-        with core.uow(at=activated + timedelta(days=1)) as uow:
-            payments.topup(uow, msisdn, Decimal("1.00"), key=f"demo:first-topup:{line_id}")
+        history = range(1, days, KEEP_ALIVE_DAYS)
+        for day in history:
+            with core.uow(at=activated + timedelta(days=day)) as uow:
+                name = "first-topup" if day == 1 else f"topup-day-{day}"
+                payments.topup(uow, msisdn, HISTORY_TOPUP, key=f"demo:{name}:{line_id}")
         with core.uow() as uow:
-            payments.topup(uow, msisdn, Decimal(topup) - Decimal("1.00"), key=f"demo:topup:{line_id}")
+            payments.topup(uow, msisdn, Decimal(topup) - HISTORY_TOPUP * len(history), key=f"demo:topup:{line_id}")
         added.append(msisdn)
     for msisdn, lang, tariff, billed, current, advance, bill_day in POSTPAID:
         with core.uow() as uow:
@@ -59,6 +65,6 @@ def load_demo(core) -> list[str]:
     for serial, pin, value in CARDS:
         with core.uow() as uow:
             if uow.session.scalar(select(ScratchCard.id).where(ScratchCard.serial == serial)) is None:
-                payments.add_card(uow, serial, pin, value)
+                cards.add_card(uow, serial, pin, value)
                 added.append(serial)
     return added

@@ -47,6 +47,18 @@ class LineNotActive(BillingError):
     code = "line-not-active"
 
 
+class BalanceExpired(LineNotActive):
+    """A prepaid line past its balance expiry date: one-way suspended until a top-up (docs/rules.md)."""
+
+    code = "balance-expired"
+
+
+class LineClosed(LineNotActive):
+    """A prepaid line past its subscription end: the number is closed and can no longer be served."""
+
+    code = "line-closed"
+
+
 class InsufficientBalance(BillingError):
     code = "insufficient-balance"
 
@@ -56,11 +68,40 @@ class UnknownCard(BillingError):
 
 
 class CardAlreadyUsed(BillingError):
+    """`used_at`: when the card was redeemed (what the subscriber is told)."""
+
     code = "card-used"
+
+    def __init__(self, message: str, used_at=None):
+        super().__init__(message)
+        self.used_at = used_at
+
+
+class InvalidPin(BillingError):
+    """Not a PIN at all (letters, too short, too long): answered, nothing recorded."""
+
+    code = "invalid-pin"
 
 
 class WrongPin(BillingError):
+    """A well-formed PIN that opens no card (recorded: it counts towards the line's throttle).
+    `tries_left`: wrong PINs the line may still send before it is refused for a while."""
+
     code = "wrong-pin"
+
+    def __init__(self, message: str, tries_left: int | None = None):
+        super().__init__(message)
+        self.tries_left = tries_left
+
+
+class TooManyWrongPins(BillingError):
+    """The line sent too many wrong PINs lately: refused without checking the PIN until `until`."""
+
+    code = "too-many-wrong-pins"
+
+    def __init__(self, message: str, until):
+        super().__init__(message)
+        self.until = until
 
 
 class AccessDenied(BillingError):
@@ -86,8 +127,8 @@ class NoPacks(BillingError):
 
 
 class CreditRefused(BillingError):
-    """`reason` names the rule: not-prepaid, not-active, too-new, no-topup, first-week, limit,
-    above-available, nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid,
+    """`reason` names the rule: not-prepaid, not-active, balance-expired, too-new, no-topup, first-week,
+    limit, above-available, nar-not-maxed, sos-limit, unknown-amount, self, friend-not-prepaid,
     friend-not-active. `details` are the figures that say what is still possible (e.g. the largest
     Nar Credit that fits: `fitting_amount`, `fitting_code`; what is `available`)."""
 

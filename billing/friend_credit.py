@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from . import lines, outbox
-from .credit import CreditResult, check_beneficiary, grant_nar, take_nar_credit
+from .credit import CreditResult, check_beneficiary, grant_nar, require_active, take_nar_credit
 from .errors import FriendRequestExpired, NoFriendRequest
 from .models import FriendCreditRequest, Subscriber
 from .msisdn import mask
@@ -43,7 +43,8 @@ def ask_friend_for_credit(uow, msisdn: str, friend: str, key: str) -> FriendRequ
     """`*700*1*<friend>#`: a pending request the friend confirms within 30 minutes."""
     requester = lines.find(uow, msisdn, lock=True)
     other = lines.find(uow, friend)
-    check_beneficiary(requester, other)
+    require_active(uow, requester)  # the credit would land on a balance that may not be spent
+    check_beneficiary(uow, requester, other)
     known = uow.session.scalar(select(FriendCreditRequest).where(FriendCreditRequest.key == key))
     if known is not None:
         return _view(known, requester.msisdn, other.msisdn, duplicate=True)

@@ -6,13 +6,16 @@ so `column == sum(entries)` holds by construction and `audit` can prove it.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .driver_sql import DriverStatement
 from .errors import InsufficientBalance
-from .models import LedgerEntry, Operation, Subscriber
+from .models import Operation, Subscriber
 from .money import from_units, to_units
 
 _COLUMN = {
@@ -29,95 +32,150 @@ def find_operation(uow, key: str) -> Operation | None:
     return uow.session.scalar(select(Operation).where(Operation.key == key))
 
 
-_LEDGER = LedgerEntry.__table__
-_LINES = Subscriber.__table__
+@dataclass(slots=True, eq=False)
+class Claim:
+    """An operation claimed by this request (its row is written; no ORM object is loaded for it)."""
+    id: int
+    key: str
+    kind: str
+    created_at: datetime
+    # Kept while its transaction runs, so a notification can name the parts of a change (a top-up and
+    # the debt it repaid) without reading the entries back.
+    posted_units: defaultdict = field(default_factory=lambda: defaultdict(int))
 
-# Statements built once: the charge path runs thousands of times a second.
-# Plain SQL that SQLite (>= 3.35) and PostgreSQL both speak; SQLAlchemy cannot cache the compiled
-# form of its dialect-specific on_conflict_do_nothing(), which tripled the cost of a charge.
-_CLAIM = text(
+
+_OPERATION = Operation.__table__
+_STAMP = {"created_at": _OPERATION.c.created_at.type}
+
+# Statements written once and run on the driver connection: the charge path runs thousands of times
+# a second. Plain SQL that SQLite (>= 3.35) and PostgreSQL both speak.
+_CLAIM = DriverStatement(
     "INSERT INTO operation (key, kind, subscriber_id, created_at) "
-    "VALUES (:key, :kind, :subscriber_id, :created_at) ON CONFLICT (key) DO NOTHING RETURNING id"
-)
+    "VALUES (:key, :kind, :subscriber_id, :created_at) ON CONFLICT (key) DO NOTHING RETURNING id",
+    binds=_STAMP)
+_CLAIMED = DriverStatement("SELECT id FROM operation WHERE key = :key")
 _INCREMENT = {
-    account: update(_LINES)
-    .where(_LINES.c.id == bindparam("line_id"))
-    .values({column: _LINES.c[column] + bindparam("delta")})
-    .returning(_LINES.c[column])
+    account: DriverStatement(f"UPDATE subscriber SET {column} = {column} + :delta WHERE id = :line_id RETURNING {column}")
     for account, column in _COLUMN.items()
 }
-_ENTRY = insert(_LEDGER)
+_ENTRY = DriverStatement(
+    "INSERT INTO ledger_entry (operation_id, subscriber_id, account, delta_units, kind, created_at) "
+    "VALUES (:operation_id, :line_id, :account, :delta, :entry_kind, :created_at)", binds=_STAMP)
+# PostgreSQL: the claim, the increment and the entry in one statement (one round trip instead of
+# three); when the key was claimed before, the claim returns no row and nothing else happens.
+_CLAIM_AND_POST = {
+    account: DriverStatement(
+        "WITH claimed AS (INSERT INTO operation (key, kind, subscriber_id, created_at) "
+        "VALUES (:key, :kind, :line_id, :created_at) ON CONFLICT (key) DO NOTHING RETURNING id), "
+        f"moved AS (UPDATE subscriber SET {column} = {column} + :delta FROM claimed "
+        f"WHERE subscriber.id = :line_id RETURNING subscriber.{column} AS value), "
+        "entry AS (INSERT INTO ledger_entry (operation_id, subscriber_id, account, delta_units, kind, created_at) "
+        "SELECT claimed.id, :line_id, :account, :delta, :entry_kind, :created_at FROM claimed) "
+        "SELECT claimed.id, moved.value FROM claimed, moved", binds=_STAMP)
+    for account, column in _COLUMN.items()
+}
+_CLAIMED_AMOUNT = DriverStatement(
+    "SELECT COALESCE(SUM(e.delta_units), 0) FROM ledger_entry e JOIN operation o ON o.id = e.operation_id "
+    "WHERE o.key = :key AND e.account IN ('balance', 'current')")
 
 
-def open_operation(uow, key: str, kind: str, line: Subscriber | None = None) -> Operation | None:
+def open_operation(uow, key: str, kind: str, line: Subscriber | None = None) -> Claim | None:
     """Claim `key` for this request; None when it was claimed before (a retry).
 
     One statement does the check and the claim, so twins racing on two connections cannot both
     win: the database's unique index decides (PostgreSQL makes the second wait for the first).
     """
     now = uow.clock.now()
-    op_id = uow.connection().execute(
-        _CLAIM, {"key": key, "kind": kind, "subscriber_id": line.id if line else None, "created_at": now}
-    ).scalar()
+    uow.flush()  # an ORM-added line must exist before an operation names it
+    op_id = _CLAIM.scalar(uow, {"key": key, "kind": kind, "subscriber_id": line.id if line else None,
+                                "created_at": now})
     if op_id is None:
         return None
-    return Operation(id=op_id, key=key, kind=kind, created_at=now)
+    return Claim(op_id, key, kind, now)
 
 
-def post(uow, line: Subscriber, account: str, delta: Decimal, op: Operation, kind: str) -> None:
+def was_claimed(uow, key: str) -> bool:
+    return _CLAIMED.scalar(uow, {"key": key}) is not None
+
+
+def post(uow, line: Subscriber, account: str, delta: Decimal, op: Claim, kind: str) -> None:
     units = to_units(delta)
     if units == 0:
         return
-    _posted(op)[(line.id, account, kind)] += units
-    column = _COLUMN[account]
-    uow.session.flush()  # pending ORM changes to the line go first, so ours applies on top
+    op.posted_units[(line.id, account, kind)] += units
+    uow.flush()  # pending ORM changes to the line go first, so ours applies on top
     # An atomic increment in SQL, never read-modify-write in Python: no update can be lost.
-    new_value = uow.connection().execute(_INCREMENT[account], {"line_id": line.id, "delta": units}).scalar()
+    new_value = _INCREMENT[account].scalar(uow, {"line_id": line.id, "delta": units})
+    _keep_current(line, account, new_value)
+    _ENTRY.run(uow, {"operation_id": op.id, "line_id": line.id, "account": account, "delta": units,
+                     "entry_kind": kind, "created_at": uow.clock.now()})
+
+
+def claim_and_post(uow, key: str, kind: str, line, account: str, delta: Decimal, entry_kind: str) -> Claim | None:
+    """`open_operation` then `post`, in one statement where the database allows: None, with nothing
+    posted, when the key was claimed before."""
+    units = to_units(delta)
+    if uow.driver().dialect.name != "postgresql" or units == 0:
+        op = open_operation(uow, key, kind, line)
+        if op is not None:
+            post(uow, line, account, delta, op, entry_kind)
+        return op
+    now = uow.clock.now()
+    uow.flush()
+    row = _CLAIM_AND_POST[account].row(uow, {"key": key, "kind": kind, "line_id": line.id, "delta": units,
+                                             "account": account, "entry_kind": entry_kind, "created_at": now})
+    if row is None:
+        return None
+    op = Claim(row[0], key, kind, now)
+    op.posted_units[(line.id, account, entry_kind)] += units
+    _keep_current(line, account, row[1])
+    return op
+
+
+def _keep_current(line, account: str, new_value: int) -> None:
+    column = _COLUMN[account]
     if isinstance(line, Subscriber):
         set_committed_value(line, column, new_value)  # an ORM object: not dirty, just current
     else:
         setattr(line, column, new_value)
-    uow.connection().execute(_ENTRY, {
-        "operation_id": op.id, "subscriber_id": line.id, "account": account,
-        "delta_units": units, "kind": kind, "created_at": uow.clock.now(),
-    })
 
 
-def _posted(op: Operation) -> defaultdict:
-    # Kept on the operation while its transaction runs, so a notification can name the parts of a
-    # change (a top-up and the debt it repaid) without reading the entries back.
-    posted = getattr(op, "_posted_units", None)
-    if posted is None:
-        posted = op._posted_units = defaultdict(int)
-    return posted
-
-
-def posted_by(op: Operation, line: Subscriber, account: str, kinds: tuple[str, ...] | None = None) -> Decimal:
+def posted_by(op: Claim, line: Subscriber, account: str, kinds: tuple[str, ...] | None = None) -> Decimal:
     """What `op` has posted to one account of `line` so far (only entries of `kinds`, if given)."""
-    return from_units(sum(units for (line_id, acc, kind), units in _posted(op).items()
+    return from_units(sum(units for (line_id, acc, kind), units in op.posted_units.items()
                           if line_id == line.id and acc == account and (kinds is None or kind in kinds)))
 
 
-def charge(uow, line: Subscriber, amount: Decimal, op: Operation, kind: str) -> None:
+def charge(uow, line: Subscriber, amount: Decimal, op: Claim, kind: str) -> None:
     """A fee: taken from a prepaid balance (which may not go below zero) or added to postpaid usage."""
-    if line.plan == "prepaid":
-        if line.balance_units < to_units(amount):
-            raise InsufficientBalance(
-                f"balance {from_units(line.balance_units)} AZN is less than the {amount} AZN fee"
-            )
-        post(uow, line, "balance", -amount, op, kind)
-    else:
-        post(uow, line, "current", amount, op, kind)
+    account, delta = _fee_posting(line, amount)
+    post(uow, line, account, delta, op, kind)
+
+
+def claim_and_charge(uow, key: str, kind: str, line, amount: Decimal, entry_kind: str) -> Claim | None:
+    """Claim `key` and take the fee `amount` (the rule of `charge`); None when the key was claimed
+    before. A fee the balance cannot pay is refused before anything is written, unless it is the
+    retry of a request that paid it (then None, like any retry)."""
+    try:
+        account, delta = _fee_posting(line, amount)
+    except InsufficientBalance:
+        if was_claimed(uow, key):
+            return None
+        raise
+    return claim_and_post(uow, key, kind, line, account, delta, entry_kind)
+
+
+def _fee_posting(line, amount: Decimal) -> tuple[str, Decimal]:
+    if line.plan != "prepaid":
+        return "current", amount
+    if line.balance_units < to_units(amount):
+        raise InsufficientBalance(f"balance {from_units(line.balance_units)} AZN is less than the {amount} AZN fee")
+    return "balance", -amount
 
 
 def amount_of(uow, op_key: str) -> Decimal:
     """What an earlier operation charged, for the answer to its retry."""
-    total = uow.session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.delta_units), 0))
-        .join(Operation, Operation.id == LedgerEntry.operation_id)
-        .where(Operation.key == op_key, LedgerEntry.account.in_(("balance", "current")))
-    )
-    return abs(from_units(total))
+    return abs(from_units(int(_CLAIMED_AMOUNT.scalar(uow, {"key": op_key}))))
 
 
 def account_value(line: Subscriber, account: str) -> Decimal:

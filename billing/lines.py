@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, select
 
-from . import ledger
+from . import ledger, validity
+from .driver_sql import DriverStatement
 from .billrun import last_cutoff
 from .errors import InvalidInput, InvalidLanguage, SubscriberExists, UnknownSubscriber, WrongPlan
 from .models import Subscriber
@@ -17,6 +18,8 @@ from .tariffs import LANGUAGES, PLANS
 
 log = logging.getLogger("billing.lines")
 
+# Set by hand (care, the operator, tests). `expired` and `deactivated` are set by the dates only
+# (billing/validity.py).
 STATUSES = ("active", "suspended-one-way", "suspended-two-way")
 BILL_DAYS = range(4, 25)  # seed 000: billing runs between the 4th and the 24th
 
@@ -40,17 +43,18 @@ class LineSnapshot(SimpleNamespace):
 
 
 _TABLE = Subscriber.__table__
-_ROW_BY_NUMBER = select(_TABLE).where(_TABLE.c.msisdn == bindparam("msisdn"))
-_ROW_BY_NUMBER_LOCKED = _ROW_BY_NUMBER.with_for_update()
+_ROW_BY_NUMBER_SQL = f"SELECT {', '.join(c.name for c in _TABLE.columns)} FROM subscriber WHERE msisdn = :msisdn"
+_ROW_BY_NUMBER = DriverStatement(_ROW_BY_NUMBER_SQL, columns=_TABLE.columns)
+_ROW_BY_NUMBER_LOCKED = DriverStatement(_ROW_BY_NUMBER_SQL, columns=_TABLE.columns, for_update=True)
 
 
 def snapshot(uow, msisdn: str, *, lock: bool = False) -> LineSnapshot:
     number = normalize(msisdn)
-    row = uow.connection().execute(
-        _ROW_BY_NUMBER_LOCKED if lock else _ROW_BY_NUMBER, {"msisdn": number}).first()
+    uow.flush()  # a line changed through the ORM in this transaction is read as changed
+    row = (_ROW_BY_NUMBER_LOCKED if lock else _ROW_BY_NUMBER).mapping(uow, {"msisdn": number})
     if row is None:
         raise _unknown(number)
-    return LineSnapshot(**row._mapping)
+    return LineSnapshot(**row)
 
 
 def _unknown(number: str) -> UnknownSubscriber:
@@ -60,17 +64,6 @@ def _unknown(number: str) -> UnknownSubscriber:
 def require_plan(line: Subscriber, plan: str) -> None:
     if line.plan != plan:
         raise WrongPlan(f"{line.msisdn} is a {line.plan} line, this service is for {plan} lines", plan=line.plan)
-
-
-def extend_validity(uow, line: Subscriber, amount: Decimal, today: date) -> None:
-    """A prepaid top-up keeps the balance usable for the tier's days; never shortens it."""
-    days = uow.tariffs.validity_days(amount)
-    if days == 0:
-        return
-    new_expiry = today + timedelta(days=days)
-    if line.balance_expires is None or new_expiry > line.balance_expires:
-        line.balance_expires = new_expiry
-    line.subscription_ends = line.balance_expires + timedelta(days=uow.tariffs.subscription_grace_days)
 
 
 def add_subscriber(
@@ -132,7 +125,7 @@ def add_subscriber(
         ledger.post(uow, line, account, amount, op, "opening")
     if plan == "prepaid":
         line.balance_expires = line.activated_on
-        extend_validity(uow, line, balance, line.activated_on)
+        validity.extend_validity(uow, line, balance, line.activated_on)
         if line.subscription_ends is None:
             line.subscription_ends = line.activated_on + timedelta(days=uow.tariffs.subscription_grace_days)
     else:
@@ -171,6 +164,7 @@ def set_balance_notifications(uow, msisdn: str, on: bool) -> None:
 def set_status(uow, msisdn: str, status: str) -> None:
     check_status(status)
     line = find(uow, msisdn, lock=True)
+    validity.require_open(line, uow.clock.now().date())
     line.status = status
     uow.commit()
 

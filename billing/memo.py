@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import bindparam, select, update
-
+from .driver_sql import DriverStatement
 from .ledger import open_operation
-from .models import Operation
 
-_TABLE = Operation.__table__
-_STORE = update(_TABLE).where(_TABLE.c.key == bindparam("op_key")).values(reply=bindparam("op_reply"))
-_RECALL = select(_TABLE.c.reply).where(_TABLE.c.key == bindparam("op_key"))
+_STORE = DriverStatement("UPDATE operation SET reply = :op_reply WHERE key = :op_key")
+_RECALL = DriverStatement("SELECT reply FROM operation WHERE key = :op_key")
 
 
 def recall(uow, key: str) -> dict | None:
-    stored = uow.connection().execute(_RECALL, {"op_key": key}).scalar()
+    stored = _RECALL.scalar(uow, {"op_key": key})
     if stored is None:
         return None
     try:
@@ -32,6 +29,6 @@ def remember(uow, key: str, answer: dict) -> None:
     """Attach the answer to the request's operation (claimed here for requests that charged nothing).
     Committed with the caller's transaction."""
     params = {"op_key": key, "op_reply": json.dumps(answer, ensure_ascii=False, sort_keys=True)}
-    if not uow.connection().execute(_STORE, params).rowcount:
+    if not _STORE.run(uow, params):
         open_operation(uow, key, "reply")
-        uow.connection().execute(_STORE, params)
+        _STORE.run(uow, params)

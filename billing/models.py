@@ -86,14 +86,36 @@ class LedgerEntry(Base):
 
 
 class ScratchCard(Base):
+    """A top-up card. Found by its PIN alone (`pin_lookup`, a keyed digest, unique: migration 0004)
+    or by its serial; cards imported before 0004 carry only `pin_hash` (SHA-256 of serial:PIN) and
+    are found by serial and PIN. `operation_id` is the redemption that used it."""
+
     __tablename__ = "scratch_card"
+    __table_args__ = (Index("ix_scratch_card_pin_lookup", "pin_lookup", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial: Mapped[str] = mapped_column(String(10), unique=True)
-    pin_hash: Mapped[str] = mapped_column(String(64))
+    pin_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pin_lookup: Mapped[str | None] = mapped_column(String(64), nullable=True)
     value_units: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     used_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    operation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operation.id", name="fk_scratch_card_operation"), nullable=True)
+
+
+class CardPinFailure(Base):
+    """One wrong PIN a line sent (migration 0004). Counted per line over a window to throttle
+    guessing; kept in the database so the count holds across serving processes. `key` is the
+    request's idempotency key: a retried request is not counted twice."""
+
+    __tablename__ = "card_pin_failure"
+    __table_args__ = (Index("ix_card_pin_failure_line_time", "subscriber_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class AccessGrant(Base):
@@ -223,3 +245,38 @@ class FriendCreditRequest(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+# --- The fraud guard (issue 11, migration 0005; docs/rules.md "Fraud") -------------------------
+
+
+class InboundRing(Base):
+    """An inbound call from abroad that rang a line a few seconds and dropped unanswered (the
+    wangiri pattern of seed 001). `key` makes a report idempotent: the CDR's uniqueid, so a
+    Master.csv imported twice records each ring once. `caller` is E.164 ("+2367...")."""
+
+    __tablename__ = "inbound_ring"
+    __table_args__ = (Index("ix_inbound_ring_caller_time", "caller", "rang_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    caller: Mapped[str] = mapped_column(String(20))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    ring_seconds: Mapped[int] = mapped_column(Integer)
+    rang_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class FraudFlag(Base):
+    """A line flagged by a fraud rule, at most once per line, rule and day (the care console of a
+    later issue reads these). `amount_units` is what triggered it, `usual_units` the line's usual."""
+
+    __tablename__ = "fraud_flag"
+    __table_args__ = (UniqueConstraint("subscriber_id", "day", "rule", name="uq_fraud_flag_line_day_rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    day: Mapped[date] = mapped_column(Date)
+    rule: Mapped[str] = mapped_column(String(30))
+    amount_units: Mapped[int] = mapped_column(BigInteger)
+    usual_units: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,4 +1,5 @@
-"""Pack catalogue and credit rules (billing/offers.toml), loaded and checked once.
+"""Pack catalogue, credit rules and the scratch-card PIN throttle (billing/offers.toml), loaded
+and checked once.
 
 A bad file stops start-up with an error naming the bad entry, like the tariff book.
 """
@@ -87,9 +88,19 @@ class CreditRules:
 
 
 @dataclass(frozen=True)
+class CardRules:
+    """Scratch-card top-ups: how many wrong PINs a line may send within the window before it is
+    refused (without the PIN being checked) until the oldest of them leaves the window."""
+
+    max_wrong_pins: int
+    wrong_pin_window_minutes: int
+
+
+@dataclass(frozen=True)
 class Offers:
     packs: PackRules
     credit: CreditRules
+    cards: CardRules
 
 
 def _amount(where: str, value) -> Decimal:
@@ -180,8 +191,20 @@ def _credit_rules(raw: dict) -> CreditRules:
     )
 
 
+def _card_rules(raw: dict) -> CardRules:
+    rules = CardRules(
+        max_wrong_pins=_count("cards.max_wrong_pins", raw.get("max_wrong_pins")),
+        wrong_pin_window_minutes=_count("cards.wrong_pin_window_minutes", raw.get("wrong_pin_window_minutes")),
+    )
+    if rules.wrong_pin_window_minutes > 7 * 24 * 60:
+        raise InvalidTariffData("offers cards.wrong_pin_window_minutes: more than a week would lock a line "
+                                "out of its own top-ups for days")
+    return rules
+
+
 def parse_offers(raw: dict) -> Offers:
-    return Offers(packs=_pack_rules(raw.get("packs", {})), credit=_credit_rules(raw.get("credit", {})))
+    return Offers(packs=_pack_rules(raw.get("packs", {})), credit=_credit_rules(raw.get("credit", {})),
+                  cards=_card_rules(raw.get("cards", {})))
 
 
 def load_offers(path: str | os.PathLike | None = None) -> Offers:

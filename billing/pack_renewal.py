@@ -7,8 +7,9 @@ Our reading of the seed (docs/rules.md):
 - when it cannot be renewed, the unused rest stays usable for `leftover_hours` (24 h) after the
   expiry and renewal is retried every `retry_every_hours` and at every top-up, for 90 days;
   after 90 days the pack lapses and data is charged by the tariff;
-- a suspended line is not renewed; reactivated within the 90 days it gets one renewal attempt:
-  paid -> renewed, not paid -> cancelled (SMS), data then by the tariff;
+- a suspended line is not renewed (a prepaid line whose balance expired is one-way suspended:
+  billing.validity); reactivated within the 90 days (by a top-up, for an expired balance) it gets
+  one renewal attempt: paid -> renewed, not paid -> cancelled (SMS), data then by the tariff;
 - a postpaid line suspended at will renews only after a payment made once it is active again.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 
-from . import ledger, lines, outbox
+from . import ledger, lines, outbox, validity
 from .models import PackSubscription, Subscriber
 from .money import fmt_exact, to_units
 from .msisdn import mask
@@ -39,7 +40,7 @@ def _notify(uow, line: Subscriber, sub: PackSubscription, template: str, key: st
 def try_renew(uow, line: Subscriber, sub: PackSubscription, start: datetime, key: str) -> bool:
     """Charge the pack's current price and start a new period; False when the balance is short."""
     pack = pack_of(uow.offers.packs, sub)
-    if line.status != "active" or (line.plan == "prepaid" and line.balance_units < to_units(pack.price)):
+    if not _may_spend(uow, line) or (line.plan == "prepaid" and line.balance_units < to_units(pack.price)):
         return False
     op = ledger.open_operation(uow, key, "pack-renewal", line)
     if op is None:
@@ -51,6 +52,10 @@ def try_renew(uow, line: Subscriber, sub: PackSubscription, start: datetime, key
     outbox.notify_balance_change(uow, line, op, "pack")
     log.info("pack %s renewed for %s", sub.pack_code, mask(line.msisdn))
     return True
+
+
+def _may_spend(uow, line: Subscriber) -> bool:
+    return validity.may_spend(line, uow.clock.now().date())
 
 
 def _await_renewal(rules, sub: PackSubscription, now: datetime) -> None:
@@ -68,23 +73,24 @@ def _at_period_end(uow, line: Subscriber, sub: PackSubscription, now: datetime) 
     if not sub.renew_after_payment and try_renew(uow, line, sub, start, key):
         return
     _await_renewal(uow.offers.packs, sub, now)
-    if line.status != "active":
+    suspended = not _may_spend(uow, line)
+    if suspended:
         sub.held_by_suspension = True
         sub.next_attempt_at = now  # looked at on every run until the line is active again
     if sub.renew_after_payment:
         sub.next_attempt_at = None  # only a payment renews it
     # Why it was not renewed decides what the subscriber is asked to do (seed 002): wait for money
     # (we retry), reactivate the line, or make a payment after a suspension at will.
-    reason = ("payment-needed" if sub.renew_after_payment else
-              "suspended" if line.status != "active" else "balance")
+    reason = ("payment-needed" if sub.renew_after_payment else "suspended" if suspended else "balance")
     _notify(uow, line, sub, RENEWAL_FAILED[reason], key, retry_until=f"{sub.retry_until:%Y-%m-%d}",
             leftover_until=f"{sub.leftover_until:%Y-%m-%dT%H:%M}", reason=reason)
-    log.info("pack %s of %s not renewed (status %s)", sub.pack_code, mask(line.msisdn), line.status)
+    log.info("pack %s of %s not renewed (status %s)", sub.pack_code, mask(line.msisdn),
+             validity.status_now(line, now.date()))
 
 
 def _retry(uow, line: Subscriber, sub: PackSubscription, now: datetime) -> None:
     key = f"pack-renewal:{sub.id}:{now:%Y%m%dT%H%M%S}"
-    if line.status != "active":
+    if not _may_spend(uow, line):
         sub.held_by_suspension = True
         sub.next_attempt_at = now
         return
@@ -169,7 +175,7 @@ def run_pack_expiries(core) -> int:
 
 def renew_after_topup(uow, line: Subscriber, op) -> None:
     """After a top-up: a payment renews what waits for money at once (after credit debt is recovered)."""
-    if line.status != "active":
+    if not _may_spend(uow, line):
         return
     now = uow.clock.now()
     for sub in live_packs(uow, line, lock=True):

@@ -12,8 +12,8 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from . import ledger, lines, outbox
-from .errors import LineNotActive, NoPacks, UnknownPack
+from . import ledger, lines, outbox, validity
+from .errors import NoPacks, UnknownPack
 from .models import PackSubscription, Subscriber
 from .money import fmt_exact
 from .msisdn import mask
@@ -97,8 +97,7 @@ def order_pack(uow, msisdn: str, number: int, key: str) -> PackOrder:
     if pack is None:
         raise UnknownPack(f"there is no pack {number}")
     line = lines.find(uow, msisdn, lock=True)
-    if line.status != "active":
-        raise LineNotActive(f"{line.msisdn} is {line.status}: packs cannot be ordered")
+    validity.require_may_spend(line, uow.clock.now().date())  # suspended, balance expired or closed
     op = ledger.open_operation(uow, key, "pack-order", line)
     if op is None:
         return PackOrder(pack, None, duplicate=True)

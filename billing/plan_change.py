@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from . import ledger, lines, outbox
+from . import ledger, lines, outbox, validity
 from .billrun import last_cutoff
 from .errors import InvalidInput
 from .money import from_units, owed
@@ -28,6 +28,8 @@ def _move_money(uow, line, plan: str, op) -> None:
         ledger.post(uow, line, "balance", -moved, op, "plan-change")
         ledger.post(uow, line, "advance", moved, op, "plan-change")
         line.balance_expires = line.subscription_ends = None
+        if line.status == validity.EXPIRED:
+            line.status = validity.ACTIVE  # a postpaid line has no balance expiry to be suspended for
         line.bill_day = line.bill_day or 10
         line.last_bill_run = last_cutoff(line.bill_day, uow.clock.now())
         return
@@ -47,7 +49,7 @@ def _move_money(uow, line, plan: str, op) -> None:
     ledger.post(uow, line, "balance", moved, op, "plan-change")
     today = uow.clock.now().date()
     line.balance_expires = today
-    lines.extend_validity(uow, line, moved, today)
+    validity.extend_validity(uow, line, moved, today)
     line.subscription_ends = line.subscription_ends or today + timedelta(days=uow.tariffs.subscription_grace_days)
     line.bill_day = None
 
@@ -57,6 +59,7 @@ def change_plan(uow, msisdn: str, plan: str, key: str, tariff: str | None = None
     if plan not in PLANS:
         raise InvalidInput(f"plan must be one of {', '.join(PLANS)}, not {plan!r}")
     line = lines.find(uow, msisdn, lock=True)
+    validity.require_open(line, uow.clock.now().date())
     if line.plan == plan:
         raise InvalidInput(f"{line.msisdn} is already {plan}")
     new_tariff = uow.tariffs.get(tariff) if tariff else uow.tariffs.default_for(plan)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from . import lines
+from . import lines, validity
 from .ledger import account_value
 from .money import held, owed
 from .models import Subscriber
@@ -19,7 +19,7 @@ from .tariffs import Tariff
 class BalanceReport:
     msisdn: str
     plan: str
-    status: str
+    status: str  # as the dates make it today (billing.validity.status_now): expired, deactivated, ...
     language: str
     tariff: Tariff
     roaming: bool
@@ -31,11 +31,17 @@ class BalanceReport:
     subscription_ends: date | None = None
     nar_debt: Decimal | None = None  # Nar / SOS Credit owed, recovered at the next top-up
     sos_debt: Decimal | None = None
+    balance_expired: bool = False  # past balance_expires: the balance is kept but may not be spent
     # postpaid
     billed: Decimal | None = None
     current: Decimal | None = None
     advance: Decimal | None = None
     bill_day: int | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Past the subscription end: the number is no longer served."""
+        return self.status == validity.CLOSED
 
 
     @property
@@ -60,10 +66,11 @@ class ShownFigures:
 
 
 def report_for(uow, line: Subscriber) -> BalanceReport:
+    today = uow.clock.now().date()
     common = dict(
         msisdn=line.msisdn,
         plan=line.plan,
-        status=line.status,
+        status=validity.status_now(line, today),
         language=line.language,
         tariff=uow.tariffs.get(line.tariff),
         roaming=line.roaming,
@@ -78,6 +85,7 @@ def report_for(uow, line: Subscriber) -> BalanceReport:
             subscription_ends=line.subscription_ends,
             nar_debt=account_value(line, "nar_debt"),
             sos_debt=account_value(line, "sos_debt"),
+            balance_expired=validity.balance_expired(line, today),
         )
     return BalanceReport(
         **common,

@@ -22,7 +22,8 @@ from .friend_credit import (FriendAnswer, answer_friend_request, answer_oldest_f
 from .lines import add_subscriber, set_balance_notifications, set_language, set_roaming, set_status
 from .pack_renewal import suspend_at_will
 from .packs import PackOrder, PackState, deactivate_packs, order_pack, pack_status, stop_pack_renewal
-from .payments import CardStatus, TopUp, add_card, card_status, redeem_card, topup
+from .cards import CardStatus, CardTopUp, add_card, card_status, redeem_card
+from .payments import TopUp, topup
 from .plan_change import change_plan
 from .reports import BalanceReport, balance_report
 from .sharing import grant_access, grantees, revoke_access, revoke_all, shared_report
@@ -108,21 +109,29 @@ def answer_once(core, key: str, compute: Callable[[object], dict]) -> tuple[dict
     """(answer, from memory). A request seen before gets its first answer back and changes nothing;
     otherwise `compute(uow)` runs and its answer is kept in the same transaction as its work.
 
+    Recall, work and answer are one writer transaction, run through the process's group commit: the
+    request shares its transaction and its commit with the requests that arrive with it, and gets its
+    answer only once that commit is done. So a retry answered from memory takes a writer's place (on
+    SQLite, the write lock) just to read one row. That is acceptable: retries are rare (a gateway that
+    timed out), the place costs a savepoint in a batch that commits anyway, not a commit of its own,
+    and twins that meet in one batch are answered once (the second reads what the first kept).
+
     `compute` may catch a domain error to answer it: wrap the failing step in `uow.atomic()` so its
     partial work is undone while the refusal is still remembered.
     """
-    with core.reader() as uow:
+    def once(uow) -> tuple[dict, bool]:
         earlier = memo.recall(uow, key)
-    if earlier is not None:
-        return earlier, True
-    with core.uow() as uow, uow.atomic():
+        if earlier is not None:
+            return earlier, True
         answer = compute(uow)
         memo.remember(uow, key, answer)
-    return answer, False
+        return answer, False
+
+    return core.group_commit.submit(once)
 
 
 __all__ = [
-    "BALANCE_NUMBERS", "BalanceReport", "CardStatus", "Charge", "CreditDebt", "CreditResult", "DataUsage",
+    "BALANCE_NUMBERS", "BalanceReport", "CardStatus", "CardTopUp", "Charge", "CreditDebt", "CreditResult", "DataUsage",
     "FriendAnswer", "PackOrder", "PackState", "Paid", "TopUp",
     "add_card", "add_subscriber", "answer_friend_request", "answer_oldest_friend_request", "answer_once",
     "ask_friend_for_credit", "audit", "available_nar_credit", "balance_number_for", "balance_report",

@@ -12,11 +12,13 @@ from pathlib import Path
 from .datafile import data_path, read_toml
 from .errors import InvalidAmount, InvalidTariffData, UnknownTariff
 from .money import parse_amount
+from .fraud import FraudRules, parse_fraud_rules
+from .rating import CallControl, Destinations, check_tariff_classes, parse_call_control, parse_destinations
 
 DEFAULT_PATH = Path(__file__).with_name("tariffs.toml")
 LANGUAGES = ("az", "en", "ru")
 PLANS = ("prepaid", "postpaid")
-CALL_KINDS = ("standard", "short_number", "roaming")
+CALL_KINDS = ("standard", "short_number", "roaming")  # every tariff has these; [destinations] may name more
 ROUNDINGS = ("nearest", "up")
 
 
@@ -64,6 +66,12 @@ class TariffBook:
     info_sms_fees: dict[str, Decimal]
     validity_tiers: tuple[ValidityTier, ...]
     subscription_grace_days: int
+    expiry_reminder_days: int  # the "balance expires on ..." SMS, this many days ahead
+    closure_reminder_days: int  # the "your number closes on ..." SMS, this many days ahead
+    reminder_hour: int  # reminders are queued from this hour (local time), not at night
+    destinations: Destinations | None = None  # how a dialled number is rated (billing/rating.py)
+    call_control: CallControl | None = None
+    fraud: "FraudRules | None" = None  # the fraud guard's thresholds (billing/fraud.py)
 
     def get(self, name: str) -> Tariff:
         try:
@@ -127,9 +135,26 @@ def _tariff(name: str, raw: dict) -> Tariff:
         name=name,
         plan=plan,
         title=dict(title),
-        calls={kind: _call_rate(f"{where}.calls.{kind}", calls[kind]) for kind in CALL_KINDS},
+        calls={kind: _call_rate(f"{where}.calls.{kind}", body) for kind, body in calls.items()},
         data_price_per_mb=_amount(f"{where}.data_price_per_mb", raw.get("data_price_per_mb")),
     )
+
+
+def _reminders(validity: dict, grace_days: int, shortest_tier_days: int) -> dict:
+    """The reminder figures: a balance reminder within the shortest tier (so it never follows
+    straight on the top-up that set the date), a closure reminder within the grace period."""
+    expiry = _positive_int("validity.expiry_reminder_days", validity.get("expiry_reminder_days"))
+    if expiry >= shortest_tier_days:
+        raise InvalidTariffData(f"validity.expiry_reminder_days: {expiry} must be less than the shortest tier "
+                                f"({shortest_tier_days} days)")
+    closure = _positive_int("validity.closure_reminder_days", validity.get("closure_reminder_days"))
+    if closure >= grace_days:
+        raise InvalidTariffData(f"validity.closure_reminder_days: {closure} must be less than "
+                                f"subscription_grace_days ({grace_days})")
+    hour = validity.get("reminder_hour")
+    if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+        raise InvalidTariffData(f"validity.reminder_hour: must be an hour of the day, 0 to 23, got {hour!r}")
+    return {"expiry_reminder_days": expiry, "closure_reminder_days": closure, "reminder_hour": hour}
 
 
 def parse_tariff_book(raw: dict) -> TariffBook:
@@ -148,14 +173,24 @@ def parse_tariff_book(raw: dict) -> TariffBook:
     )
     if not tiers:
         raise InvalidTariffData("validity.tiers: at least one tier is needed")
-    unknown = set(raw) - {"tariffs", "info_sms_fees", "validity"}
+    grace = _positive_int("validity.subscription_grace_days", validity.get("subscription_grace_days"))
+    reminders = _reminders(validity, grace, min(t.days for t in tiers))
+    destinations = parse_destinations(raw.get("destinations", {}))
+    check_tariff_classes(destinations, tariffs)
+    call_control = parse_call_control(raw.get("call_control", {}))
+    fraud = parse_fraud_rules(raw.get("fraud", {}), destinations)
+    unknown = set(raw) - {"tariffs", "info_sms_fees", "validity", "destinations", "call_control", "fraud"}
     if unknown:
         raise InvalidTariffData(f"unknown section(s): {', '.join(sorted(unknown))}")
     return TariffBook(
         tariffs=tariffs,
         info_sms_fees=fees,
         validity_tiers=tiers,
-        subscription_grace_days=_positive_int("validity.subscription_grace_days", validity.get("subscription_grace_days")),
+        subscription_grace_days=grace,
+        destinations=destinations,
+        call_control=call_control,
+        fraud=fraud,
+        **reminders,
     )
 
 

@@ -1,7 +1,8 @@
 """Data usage fed in from the network: drawn from packs first, the rest charged by the tariff.
 
 The feed is a record of what was used, not a request: it is rated, never refused for the line's
-state. Seed 002: the smaller pack is used first; after the 50 GB pack's volume the line runs
+state. A prepaid line that may not spend its balance (suspended, balance expired, closed) still
+draws its packs, but nothing is taken from its balance: the rest is cut off. Seed 002: the smaller pack is used first; after the 50 GB pack's volume the line runs
 throttled (128 kbit/s) and is not charged; without a usable pack each MB costs the tariff's
 `data_price_per_mb`.
 """
@@ -11,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
-from . import ledger, lines, outbox
+from . import fraud, ledger, lines, outbox, validity
 from .errors import InvalidInput
 from .models import Subscriber
 from .money import PLACES, ZERO, from_units, to_units
@@ -32,6 +33,7 @@ class DataUsage:
     charged: Decimal
     cut_off: bool = False  # the balance did not cover all of it: the network cuts the session
     duplicate: bool = False
+    barred: str | None = None  # why the balance paid nothing (an error code: balance-expired, ...)
 
 
 def parse_mb(value) -> Decimal:
@@ -78,17 +80,21 @@ def record_data_usage(uow, msisdn: str, mb, key: str) -> DataUsage:
     drawn, throttled = _draw_from_packs(uow, line, kb)
     rest = kb - drawn - throttled
     price = _price(uow, line, rest) if rest else ZERO
-    cut_off = False
-    if line.plan == "prepaid" and to_units(price) > line.balance_units:
+    cut_off, barred = False, None
+    refusal = validity.spend_refusal(line, uow.clock.now().date()) if line.plan == "prepaid" else None
+    if refusal is not None and price:
+        price, cut_off, barred = ZERO, True, refusal.code
+    elif line.plan == "prepaid" and to_units(price) > line.balance_units:
         price, cut_off = from_units(max(line.balance_units, 0)), True
     if price:
         ledger.charge(uow, line, price, op, "data")
         outbox.notify_balance_change(uow, line, op, "data")
+        fraud.check_unusual_deductions(uow, line.msisdn, key)  # seed 001: the cloned-SIM sign
     uow.commit()
     result = DataUsage(volume, Decimal(drawn) / KB_PER_MB, Decimal(throttled) / KB_PER_MB,
-                       Decimal(rest) / KB_PER_MB, price, cut_off)
+                       Decimal(rest) / KB_PER_MB, price, cut_off, barred=barred)
     log.info("data %s MB for %s: packs %s MB, throttled %s MB, charged %s AZN%s", volume, mask(line.msisdn),
-             result.from_packs_mb, result.throttled_mb, price, " (cut off)" if cut_off else "")
+             result.from_packs_mb, result.throttled_mb, price, f" (cut off: {barred or 'balance'})" if cut_off else "")
     return result
 
 
@@ -98,6 +104,7 @@ def usage_command(core, msisdn: str, mb, key: str | None = None) -> str:
 
     with core.uow() as uow:
         r = record_data_usage(uow, msisdn, mb, key or f"cli:usage:{uuid.uuid4()}")
-    note = " (already recorded)" if r.duplicate else " (cut off: balance used up)" if r.cut_off else ""
+    note = (" (already recorded)" if r.duplicate else f" (cut off: {r.barred}, nothing taken from the balance)"
+            if r.barred else " (cut off: balance used up)" if r.cut_off else "")
     return (f"{r.mb} MB: {r.from_packs_mb} MB from packs, {r.throttled_mb} MB throttled, "
             f"{r.charged_mb} MB charged {r.charged:.4f} AZN{note}")

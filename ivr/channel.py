@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
@@ -24,6 +25,7 @@ PROMPT_ID = re.compile(r"^[a-z0-9][a-z0-9_\-/]*$")
 class Channel(Protocol):
     caller: str
     language: str
+    uniqueid: str  # the call's id (AGI agi_uniqueid): with the step, a request's idempotency key
 
     def answer(self) -> None: ...
 
@@ -33,7 +35,16 @@ class Channel(Protocol):
 
     def read_digit(self, prompt_ids: Sequence[str], timeout_ms: int) -> str | None: ...
 
+    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None: ...
+
     def hangup(self) -> None: ...
+
+    # outgoing-call control (ivr.outgoing): the AGI's arguments and the channel's variables
+    arguments: Sequence[str]
+
+    def set_variable(self, name: str, value: str) -> None: ...
+
+    def sound_name(self, prompt_id: str) -> str: ...
 
 
 def _check_prompt_id(prompt_id: str) -> str:
@@ -57,6 +68,14 @@ class AgiChannel:
         self.caller = session.env.get("agi_callerid", "")
         self.language = session.env.get("agi_language", "")
         self.uniqueid = session.env.get("agi_uniqueid", "")
+        self.arguments = [session.env[f"agi_arg_{n}"] for n in range(1, 10) if f"agi_arg_{n}" in session.env]
+
+    def set_variable(self, name: str, value: str) -> None:
+        self.session.set_variable(name, value)
+
+    def sound_name(self, prompt_id: str) -> str:
+        """What Asterisk plays for a prompt id (for LIMIT_WARNING_FILE, played by Dial itself)."""
+        return self.sound_prefix + _check_prompt_id(prompt_id)
 
     def answer(self) -> None:
         self.session.answer()
@@ -79,6 +98,12 @@ class AgiChannel:
         if digit:
             return digit
         return self.session.wait_for_digit(timeout_ms) or None
+
+    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None:
+        # GET DATA plays the prompt, takes digits during and after it until `#`, `max_digits`, or
+        # `timeout_ms` of silence (before the first digit and between digits); None when nothing.
+        digits = self.session.get_data(self.sound_prefix + _check_prompt_id(prompt_id), timeout_ms, max_digits)
+        return digits or None
 
     def hangup(self) -> None:
         if self.session.hung_up:
@@ -109,9 +134,10 @@ class SimulatedChannel:
     """A scripted caller for tests and `selfcare call`.
 
     `press` is what the caller does at each digit read, in order: a digit answers, a space lets the
-    read time out. When the script runs out the caller hangs up. `hang_up_after_prompts=N` makes the
-    caller hang up while the N+1th prompt would play. `played` records every prompt with the
-    language it was played in.
+    read time out. A multi-digit read (a PIN) takes digits until `#` (taken too), a space (the read
+    times out with what was typed) or its maximum. When the script runs out the caller hangs up.
+    `hang_up_after_prompts=N` makes the caller hang up while the N+1th prompt would play. `played`
+    records every prompt with the language it was played in.
     """
 
     def __init__(
@@ -121,12 +147,17 @@ class SimulatedChannel:
         *,
         language: str = "en",
         hang_up_after_prompts: int | None = None,
+        uniqueid: str | None = None,
+        arguments: Sequence[str] = (),
     ):
         bad = [c for c in press if c != " " and c not in DTMF_DIGITS]
         if bad:
             raise ValueError(f"not DTMF: {''.join(bad)!r} (use 0-9, * and #; a space is a timeout)")
         self.caller = caller
         self.language = language
+        self.uniqueid = uniqueid or f"sim-{uuid.uuid4().hex}"
+        self.arguments = list(arguments)
+        self.variables: dict[str, str] = {}
         self._inputs = list(press)
         self._hang_up_after_prompts = hang_up_after_prompts
         self.played: list[Played] = []
@@ -164,8 +195,28 @@ class SimulatedChannel:
         pressed = self._inputs.pop(0)
         return None if pressed == " " else pressed
 
+    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None:
+        self.play([prompt_id])
+        if not self._inputs:
+            self.hung_up = True
+            raise Hangup("simulated caller hung up (no more input)")
+        self.timeouts_ms.append(timeout_ms)
+        digits = ""
+        while self._inputs and len(digits) < max_digits:
+            pressed = self._inputs.pop(0)
+            if pressed in " #":
+                break
+            digits += pressed
+        return digits or None
+
     def hangup(self) -> None:
         self.hung_up = True
+
+    def set_variable(self, name: str, value: str) -> None:
+        self.variables[name] = value
+
+    def sound_name(self, prompt_id: str) -> str:
+        return _check_prompt_id(prompt_id)
 
     def _check_alive(self) -> None:
         if self.hung_up:

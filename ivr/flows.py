@@ -3,16 +3,23 @@
 What the caller hears, in order:
 
     welcome-2112 | welcome-650                  in the caller's saved language
-    line-suspended                               only when the line is not active
+    line-closed                                  a closed number (its subscription ended): the call ends
+    line-suspended                               only when the line is not active (balance expired too)
     2112: your-balance-is <amount> your-tariff-is tariff-<name>
           balance-expires-on <date> subscription-ends-on <date>
+          (balance expired: balance-expired-on <date> topup-to-reactivate subscription-ends-on <date>)
     650:  billed-amount-is <amount> current-amount-is <amount> advance-payment-is <amount>
-    menu-main   1 repeat the figures
+    menu-main (2112) | menu-main-650
+                1 repeat the figures
                 2 language      -> menu-language 1 az, 2 en, 3 ru -> language-saved
                 3 balance-change SMS off/on -> notifications-off | notifications-on
                 4 safety advice -> fraud-advice
+                5 (2112 only) top up with a scratch card -> card-enter-pin (GET DATA: the PIN, then #)
+                    -> card-topped-up <amount> your-new-balance-is <balance>
+                     | card-pin-wrong | card-already-used <date> | card-locked <minutes> | card-pin-invalid
+                    (3 tries at the PIN, then back to the menu)
                 9 goodbye
-    (3 tries, then goodbye; every choice but 9 comes back to menu-main)
+    (3 tries, then goodbye; every choice but 9 comes back to the main menu)
 
 An unknown or withheld caller hears unknown-caller and the call ends; a postpaid caller on 2112
 hears use-650 (a prepaid one on 650, use-2112). A billing failure plays service-unavailable.
@@ -21,17 +28,19 @@ Every figure comes from billing.services.balance_report, the function SMS and US
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
 from billing import services
-from billing.errors import BillingError, WrongPlan
+from billing.errors import BillingError, CardAlreadyUsed, InvalidPin, TooManyWrongPins, WrongPin, WrongPlan
 from billing.msisdn import mask, normalize
 
 from .agi_shim import Hangup
 from .channel import Channel
-from .menu import EXHAUSTED, Menu, check_prompts, run_menu
-from .say import say_amount, say_date
+from .menu import ENTERED, EXHAUSTED, DigitEntry, Menu, check_prompts, run_entry, run_menu
+from .say import say_amount, say_date, say_minutes
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +48,34 @@ DEFAULT_LANGUAGE = "az"  # for callers we cannot look up: the operator's languag
 WITHHELD_CALLER_IDS = {"", "unknown", "anonymous", "restricted", "private"}
 MAX_STEPS_PER_CALL = 200  # a caller may press 1 (repeat) many times, a bug may not loop forever
 
-MAIN_MENU = Menu(
+MAIN_MENU = Menu(  # 2112: prepaid lines, who may top up with a scratch card (5)
     name="main",
     prompts=("menu-main",),
+    options={"1": "repeat", "2": "language", "3": "notifications", "4": "safety", "5": "card", "9": "goodbye"},
+    tries=3,
+    first_digit_timeout_ms=5000,
+    invalid_prompt="invalid-choice",
+    no_input_prompt="no-input",
+)
+
+POSTPAID_MAIN_MENU = Menu(  # 650: no card option (docs/rules.md: postpaid pays by card on *104*PIN#)
+    name="main-650",
+    prompts=("menu-main-650",),
     options={"1": "repeat", "2": "language", "3": "notifications", "4": "safety", "9": "goodbye"},
     tries=3,
     first_digit_timeout_ms=5000,
     invalid_prompt="invalid-choice",
+    no_input_prompt="no-input",
+)
+
+CARD_PIN_ENTRY = DigitEntry(  # the PIN under the scratch panel, as billing.cards takes it (4-16 digits)
+    name="card-pin",
+    prompts=("card-enter-pin",),
+    min_digits=4,
+    max_digits=16,
+    digit_timeout_ms=6000,  # GET DATA: before the first digit and between digits
+    tries=3,
+    invalid_prompt="card-pin-invalid",
     no_input_prompt="no-input",
 )
 
@@ -59,7 +89,7 @@ LANGUAGE_MENU = Menu(
     no_input_prompt="no-input",
 )
 
-MENUS = (MAIN_MENU, LANGUAGE_MENU)
+MENUS = (MAIN_MENU, POSTPAID_MAIN_MENU, LANGUAGE_MENU, CARD_PIN_ENTRY)
 
 # menu key -> next step. Every key a menu can return is here, `exhausted` included.
 AFTER_MAIN_MENU = {
@@ -67,16 +97,39 @@ AFTER_MAIN_MENU = {
     "language": "language_menu",
     "notifications": "toggle_notifications",
     "safety": "safety_advice",
+    "card": "card_pin",
     "goodbye": "goodbye",
     EXHAUSTED: "give_up",
 }
 AFTER_LANGUAGE_MENU = {"az": "save_language", "en": "save_language", "ru": "save_language", EXHAUSTED: "give_up"}
+AFTER_CARD_PIN = {ENTERED: "redeem_card", EXHAUSTED: "main_menu"}
+
+
+def card_topped_up(topped, language: str) -> list[str]:
+    return ["card-topped-up", *say_amount(topped.amount, language),
+            "your-new-balance-is", *say_amount(topped.report.shown.balance, language)]
+
+
+def minutes_until(until, now) -> int:
+    """Whole minutes left, rounded up: a caller told "one minute" may try in one minute."""
+    return max(1, math.ceil((until - now).total_seconds() / 60))
+
+
+# A refused card top-up -> what the caller hears (every refusal billing.cards.redeem_card raises).
+CARD_REFUSALS = {
+    WrongPin: lambda error, now, language: ["card-pin-wrong"],
+    InvalidPin: lambda error, now, language: ["card-pin-invalid"],
+    CardAlreadyUsed: lambda error, now, language: ["card-already-used", *say_date(error.used_at, language)],
+    TooManyWrongPins: lambda error, now, language: ["card-locked",
+                                                    *say_minutes(minutes_until(error.until, now), language)],
+}
 
 # Outcomes of a call (what run_call returns), a short fixed list.
 COMPLETED = "completed"  # the caller chose goodbye
 GAVE_UP = "exhausted"  # tries ran out in a menu
 UNKNOWN_CALLER = "unknown-caller"
 WRONG_PLAN = "wrong-plan"
+LINE_CLOSED = "line-closed"  # the number's subscription ended: it is no longer served
 HUNG_UP = "hangup"
 UNAVAILABLE = "service-unavailable"
 
@@ -84,7 +137,9 @@ UNAVAILABLE = "service-unavailable"
 def prepaid_figures(report, language: str) -> list[str]:
     prompts = ["your-balance-is", *say_amount(report.shown.balance, language)]
     prompts += ["your-tariff-is", f"tariff-{report.tariff.name}"]
-    if report.balance_expires is not None:
+    if report.balance_expired:  # never "expires on" a date gone by
+        prompts += ["balance-expired-on", *say_date(report.balance_expires, language), "topup-to-reactivate"]
+    elif report.balance_expires is not None:
         prompts += ["balance-expires-on", *say_date(report.balance_expires, language)]
     if report.subscription_ends is not None:
         prompts += ["subscription-ends-on", *say_date(report.subscription_ends, language)]
@@ -104,19 +159,23 @@ class Service:
     number: str  # the balance number; which plan it serves is billing's rule (services.plan_served_by)
     welcome: str
     figures: Callable[[object, str], list[str]]
+    main_menu: Menu
 
 
 SERVICES = {
-    "2112": Service("2112", "welcome-2112", prepaid_figures),
-    "650": Service("650", "welcome-650", postpaid_figures),
+    "2112": Service("2112", "welcome-2112", prepaid_figures, MAIN_MENU),
+    "650": Service("650", "welcome-650", postpaid_figures, POSTPAID_MAIN_MENU),
 }
 
 FLOW_PROMPTS = {
-    "welcome-2112", "welcome-650", "unknown-caller", "use-650", "use-2112", "line-suspended",
-    "your-balance-is", "balance-expires-on", "subscription-ends-on", "your-tariff-is",
-    "billed-amount-is", "current-amount-is", "advance-payment-is", "menu-main", "menu-language",
-    "language-saved", "notifications-off", "notifications-on", "fraud-advice", "invalid-choice",
-    "no-input", "goodbye", "service-unavailable",
+    "welcome-2112", "welcome-650", "unknown-caller", "use-650", "use-2112", "line-suspended", "line-closed",
+    "your-balance-is", "balance-expires-on", "balance-expired-on", "topup-to-reactivate", "subscription-ends-on",
+    "your-tariff-is",
+    "billed-amount-is", "current-amount-is", "advance-payment-is", "menu-main", "menu-main-650",
+    "menu-language", "language-saved", "notifications-off", "notifications-on", "fraud-advice",
+    "invalid-choice", "no-input", "goodbye", "service-unavailable",
+    "card-enter-pin", "card-pin-invalid", "card-topped-up", "your-new-balance-is", "card-pin-wrong",
+    "card-already-used", "card-locked",
 }
 
 
@@ -124,17 +183,23 @@ class UnknownService(ValueError):
     pass
 
 
-def service_for(name: str) -> Service:
+def service_for(name: str):
+    """The balance line (2112, 650) or an outgoing-call route (ivr.outgoing: outgoing, outgoing-hangup)."""
+    from . import outgoing
+
     try:
-        return SERVICES[name]
+        return SERVICES.get(name) or outgoing.SERVICES[name]
     except KeyError:
-        raise UnknownService(f"no IVR service {name!r} (known: {', '.join(SERVICES)})") from None
+        known = [*SERVICES, *outgoing.SERVICES]
+        raise UnknownService(f"no IVR service {name!r} (known: {', '.join(known)})") from None
 
 
 def static_prompt_ids(tariff_names=()) -> set[str]:
     """Every prompt id the flows can play apart from the spoken numbers and dates (ivr.say)."""
-    ids = set(FLOW_PROMPTS)
-    for menu in MENUS:
+    from .outgoing import OUTGOING_PROMPTS, WANGIRI_CONFIRM
+
+    ids = set(FLOW_PROMPTS) | OUTGOING_PROMPTS
+    for menu in (*MENUS, WANGIRI_CONFIRM):
         ids |= menu.prompt_ids()
     ids |= {f"tariff-{name}" for name in tariff_names}
     return ids
@@ -142,7 +207,9 @@ def static_prompt_ids(tariff_names=()) -> set[str]:
 
 def check_flow_prompts(known_prompt_ids: set[str], tariff_names=()) -> None:
     """Start-up check: a missing prompt stops the server with its name, it never surfaces mid-call."""
-    check_prompts(MENUS, known_prompt_ids)
+    from .outgoing import WANGIRI_CONFIRM
+
+    check_prompts((*MENUS, WANGIRI_CONFIRM), known_prompt_ids)
     missing = sorted(static_prompt_ids(tariff_names) - known_prompt_ids)
     if missing:
         raise ValueError(f"prompts missing from the prompt catalogue: {', '.join(missing)}")
@@ -166,16 +233,19 @@ class CallController:
         self.blocking = blocking or _call_here
         self.msisdn: str | None = None
         self.chosen_language: str | None = None
+        self.entered_pin: str | None = None  # between the PIN entry and its redemption, never logged
+        self.call_id = getattr(channel, "uniqueid", "") or f"nouid-{uuid.uuid4().hex}"
+        self.steps_taken = 0
         self.greeted_with = None  # the report read to greet the caller, announced right after
         self.outcome = HUNG_UP
         self.label = f"{service.number} {mask(channel.caller or '')}"
 
     def run(self) -> str:
-        step, steps_taken = "greet", 0
+        step = "greet"
         try:
-            while step is not None and steps_taken < MAX_STEPS_PER_CALL:
+            while step is not None and self.steps_taken < MAX_STEPS_PER_CALL:
                 step = getattr(self, f"step_{step}")()
-                steps_taken += 1
+                self.steps_taken += 1
             if step is not None:
                 log.error("call %s: step limit reached, ending the call", self.label)
                 self.channel.play(["goodbye"])
@@ -204,6 +274,11 @@ class CallController:
             self.outcome = UNKNOWN_CALLER
             return None
         self.channel.set_language(report.language)
+        if report.closed:
+            log.info("call %s: closed line, told so", self.label)
+            self.channel.play([self.service.welcome, "line-closed"])
+            self.outcome = LINE_CLOSED
+            return None
         try:
             services.require_served(report, self.service.number)
         except WrongPlan as wrong:
@@ -226,7 +301,7 @@ class CallController:
         return "main_menu"
 
     def step_main_menu(self):
-        return AFTER_MAIN_MENU[run_menu(self.channel, MAIN_MENU, caller_label=self.label)]
+        return AFTER_MAIN_MENU[run_menu(self.channel, self.service.main_menu, caller_label=self.label)]
 
     def step_language_menu(self):
         key = run_menu(self.channel, LANGUAGE_MENU, caller_label=self.label)
@@ -246,6 +321,26 @@ class CallController:
         self.blocking(self._save_notifications, turn_on)
         log.info("call %s: balance-change SMS %s", self.label, "on" if turn_on else "off")
         self.channel.play(["notifications-on" if turn_on else "notifications-off"])
+        return "main_menu"
+
+    def step_card_pin(self):
+        outcome = run_entry(self.channel, CARD_PIN_ENTRY, caller_label=self.label)
+        self.entered_pin = outcome.digits
+        return AFTER_CARD_PIN[outcome.key]
+
+    def step_redeem_card(self):
+        pin, self.entered_pin = self.entered_pin, None
+        key = f"ivr:{self.call_id}:{self.steps_taken}"  # the call's id + step: one request, one key
+        language = self.channel.language
+        try:
+            with self.core.uow() as uow:
+                topped = services.redeem_card(uow, self.msisdn, pin, key)
+        except tuple(CARD_REFUSALS) as refused:
+            log.info("call %s: card top-up refused (%s)", self.label, refused.code)
+            self.channel.play(CARD_REFUSALS[type(refused)](refused, self.core.clock.now(), language))
+            return "main_menu"
+        log.info("call %s: card %s topped up %s AZN", self.label, topped.serial, topped.amount)
+        self.channel.play(card_topped_up(topped, language))
         return "main_menu"
 
     def step_safety_advice(self):
@@ -311,8 +406,12 @@ class CallController:
 
 
 def run_call(core, channel: Channel, service_name: str, *, blocking: Callable | None = None) -> str:
-    """Run the 2112 or 650 flow on a channel; returns the call's outcome (see the constants above).
-    `blocking` runs the flow's database work (CallController)."""
+    """Run the 2112 or 650 flow (or an outgoing-call route) on a channel; returns the call's outcome.
+    `blocking` runs the 2112/650 flows' database work (CallController)."""
+    from . import outgoing
+
+    if service_name in outgoing.SERVICES:
+        return outgoing.run_outgoing(core, channel, service_name)
     return CallController(core, channel, service_for(service_name), blocking=blocking).run()
 
 

@@ -4,6 +4,9 @@ A menu says, out loud, everything that happens in it: the prompt for each attemp
 reused), the options keyed by DTMF digit, `tries = 3`, the first-digit timeout in ms, the prompt
 played after an invalid digit and after silence, and the key returned when tries run out. The
 controller (ivr.flows) maps every key, `EXHAUSTED` included, to the next step.
+
+A `DigitEntry` is the same for several digits read in one go (a card PIN, by GET DATA): its digit
+counts and timeout are data, and it answers `entered` (with the digits) or `exhausted`.
 """
 from __future__ import annotations
 
@@ -84,6 +87,7 @@ class Outcome:
     kind: Kind
     key: str | None = None  # set for MATCHED and EXHAUSTED
     error_prompt: str | None = None  # what to play before the next attempt (or before giving up)
+    digits: str | None = None  # what a DigitEntry read, for MATCHED
 
 
 @dataclass
@@ -127,3 +131,89 @@ def run_menu(channel: Channel, menu: Menu, *, caller_label: str = "") -> str:
             channel.play([outcome.error_prompt])
             return outcome.key
         raise AssertionError(f"unhandled menu outcome {outcome!r}")
+
+
+# -- several digits in one go ------------------------------------------------------------------
+
+ENTERED = "entered"
+
+
+@dataclass(frozen=True)
+class DigitEntry:
+    """Digits read in one go, ended by `#`, by `max_digits`, or by `digit_timeout_ms` of silence
+    (GET DATA uses one timeout for the first digit and between digits). Fewer than `min_digits`, or
+    a `*` among them, is invalid. Tries count down as in a menu."""
+
+    name: str
+    prompts: tuple[str, ...]  # one per attempt; the last is reused for later attempts
+    min_digits: int
+    max_digits: int
+    digit_timeout_ms: int = 6000
+    tries: int = 3
+    invalid_prompt: str = "invalid-choice"
+    no_input_prompt: str = "no-input"
+    entered_key: str = ENTERED
+    exhausted_key: str = EXHAUSTED
+
+    def __post_init__(self) -> None:
+        check_entry(self)
+
+    def prompts_for_attempt(self, attempt: int) -> tuple[str, ...]:
+        return (self.prompts[min(attempt, len(self.prompts) - 1)],)
+
+    def prompt_ids(self) -> set[str]:
+        return {*self.prompts, self.invalid_prompt, self.no_input_prompt}
+
+
+def check_entry(entry: DigitEntry) -> None:
+    where = f"digit entry {entry.name!r}"
+    if not entry.prompts:
+        raise InvalidMenu(f"{where}: has no prompt")
+    if not 1 <= entry.min_digits <= entry.max_digits <= 32:
+        raise InvalidMenu(f"{where}: min_digits={entry.min_digits}, max_digits={entry.max_digits} "
+                          "(must be 1 <= min <= max <= 32)")
+    if not 1 <= entry.tries <= 10:
+        raise InvalidMenu(f"{where}: tries={entry.tries} (must be 1..10)")
+    if not 500 <= entry.digit_timeout_ms <= 60_000:
+        raise InvalidMenu(f"{where}: digit_timeout_ms={entry.digit_timeout_ms} (500..60000)")
+    if entry.entered_key == entry.exhausted_key:
+        raise InvalidMenu(f"{where}: entered and exhausted keys are both {entry.entered_key!r}")
+
+
+@dataclass
+class EntryState:
+    """Digits (or None for silence) in, Outcome out; no I/O, like MenuState."""
+
+    entry: DigitEntry
+    attempt: int = 0
+
+    def prompts(self) -> tuple[str, ...]:
+        return self.entry.prompts_for_attempt(self.attempt)
+
+    def feed(self, digits: str | None) -> Outcome:
+        entry = self.entry
+        if digits and digits.isdigit() and entry.min_digits <= len(digits) <= entry.max_digits:
+            return Outcome(Kind.MATCHED, key=entry.entered_key, digits=digits)
+        failure, prompt = (Kind.TIMEOUT, entry.no_input_prompt) if not digits else (Kind.INVALID, entry.invalid_prompt)
+        self.attempt += 1
+        if self.attempt >= entry.tries:
+            return Outcome(Kind.EXHAUSTED, key=entry.exhausted_key, error_prompt=prompt)
+        return Outcome(failure, error_prompt=prompt)
+
+
+def run_entry(channel: Channel, entry: DigitEntry, *, caller_label: str = "") -> Outcome:
+    """Read until the entry yields digits (MATCHED) or gives up (EXHAUSTED). The digits are never
+    logged: they may be a PIN."""
+    state = EntryState(entry)
+    while True:
+        digits = channel.read_digits(state.prompts()[0], entry.max_digits, entry.digit_timeout_ms)
+        outcome = state.feed(digits)
+        log.info("entry %s %s: %s (%d digits)", entry.name, caller_label, outcome.kind.value, len(digits or ""))
+        if outcome.kind is Kind.MATCHED:
+            return outcome
+        if outcome.kind in (Kind.INVALID, Kind.TIMEOUT, Kind.EXHAUSTED):
+            channel.play([outcome.error_prompt])
+            if outcome.kind is Kind.EXHAUSTED:
+                return outcome
+            continue
+        raise AssertionError(f"unhandled entry outcome {outcome!r}")

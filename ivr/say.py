@@ -127,6 +127,21 @@ def say_amount(amount: Decimal | int | str, lang: str) -> list[str]:
     return ids
 
 
+# --- durations -------------------------------------------------------------------------------
+
+MAX_MINUTES = 7 * 24 * 60  # the longest wait a flow speaks (billing's card throttle window at most)
+
+
+def say_minutes(n: int, lang: str) -> list[str]:
+    """A duration in minutes as a noun phrase in the nominative: twenty one minutes, ru двадцать
+    одна минута (минута is feminine). Flows introduce it with a label ("До следующей попытки
+    осталось:"), so the Russian accusative (через одну минуту) is never needed."""
+    _check_language(lang)
+    if not 1 <= n <= MAX_MINUTES:
+        raise ValueError(f"cannot say {n} minutes: 1..{MAX_MINUTES} only")
+    return say_number(n, lang, feminine=True) + [f"time/minute-{plural_form(n, lang)}"]
+
+
 # --- dates -----------------------------------------------------------------------------------
 
 def _russian_year(year: int) -> list[str]:

@@ -15,7 +15,7 @@ from billing import services
 from billing.clock import FixedClock, parse_now
 from billing.core import Core
 from billing.errors import BillingError
-from billing.money import fmt_exact, parse_amount
+from billing.money import fmt_azn, fmt_exact, parse_amount
 from selfcare import logs
 
 
@@ -150,7 +150,8 @@ def report_json(report) -> dict:
         out.update(balance=fmt_exact(report.balance),
                    balance_expires=report.balance_expires.isoformat() if report.balance_expires else None,
                    subscription_ends=report.subscription_ends.isoformat() if report.subscription_ends else None,
-                   nar_debt=fmt_exact(report.nar_debt), sos_debt=fmt_exact(report.sos_debt))
+                   nar_debt=fmt_exact(report.nar_debt), sos_debt=fmt_exact(report.sos_debt),
+                   balance_expired=report.balance_expired)
     else:
         out.update(billed=fmt_exact(report.billed), current=fmt_exact(report.current),
                    advance=fmt_exact(report.advance), bill_day=report.bill_day)
@@ -187,6 +188,25 @@ def card_add(c: Context, serial, pin, value):
     with c.core.uow() as uow:
         services.add_card(uow, serial, pin, value)
     click.echo(f"card {serial} added")
+
+
+@card.command("redeem")
+@click.argument("msisdn")
+@click.argument("pin")
+@click.option("--serial", help="the card's 10-digit serial (needed for cards imported before migration 0004)")
+@click.option("--key", help="idempotency key (default: a new one per invocation)")
+@pass_ctx
+def card_redeem(c: Context, msisdn, pin, serial, key):
+    """Top a line up with a scratch card's PIN, as *104*PIN# and 2112 option 5 do."""
+    with c.core.uow() as uow:
+        result = services.redeem_card(uow, msisdn, pin, key or f"cli:card:{uuid.uuid4()}", serial=serial)
+    note = " (already applied)" if result.duplicate else ""
+    r = result.report
+    if r.plan == "prepaid":
+        figures = f"balance {fmt_exact(r.balance)}"
+    else:
+        figures = f"billed {fmt_exact(r.billed)}, advance {fmt_exact(r.advance)}"
+    click.echo(f"card {result.serial}: {result.amount:.2f} AZN applied{note}; {figures}")
 
 
 @cli.command()
@@ -295,14 +315,20 @@ def status(c: Context, msisdn, status):
 
 
 @cli.command()
+@click.option("--once", is_flag=True, help="run every job once (at --now, for drills) and print what each did")
 @pass_ctx
-def worker(c: Context):
-    """Run what time triggers (bill runs, pack renewals and expiries, friend-request lapses, the
-    outbox) in a loop; `selfcare serve` runs it too."""
+def worker(c: Context, once):
+    """Run what time triggers (bill runs, prepaid expiry and reminders, pack renewals and expiries,
+    friend-request lapses, the outbox) in a loop; `selfcare serve` runs it too."""
     import threading
 
-    from selfcare.worker import run_forever
+    from selfcare.worker import run_forever, run_once
 
+    if once:
+        done = run_once(c.core)
+        for name, count in done.items():
+            click.echo(f"{name:22} {'failed' if count is None else count}")
+        sys.exit(1 if None in done.values() else 0)
     run_forever(c.core, threading.Event())
 
 
@@ -310,18 +336,93 @@ def worker(c: Context):
 @click.argument("from_")
 @click.argument("to")
 @click.option("--press", default="", help="digits keyed at each menu in turn; a space lets a menu time out")
+@click.option("--seconds", type=click.IntRange(min=0), default=None,
+              help="a call to any other number: how long it lasts once answered (charged at hangup)")
+@click.option("--call-id", help="the call's id (Asterisk's uniqueid); a call charged once per id")
 @pass_ctx
-def call(c: Context, from_, to, press):
-    """Run the real call flow on a simulated channel; print each prompt played: id, then its text."""
-    from ivr.simulate import simulate_call
+def call(c: Context, from_, to, press, seconds, call_id):
+    """Run the real call flow on a simulated channel; print each prompt played: id, then its text.
+
+    TO 2112 or 650: the balance line. Any other number: the outgoing-call control, then (when it
+    lets the call through) the call lasts --seconds (cut at the balance's limit) and is charged."""
+    from ivr.simulate import simulate_call, simulate_outgoing_call
 
     try:
-        heard = simulate_call(c.core, from_, to, press=press)
+        if to.strip().lstrip("+") in ("2112", "650") and seconds is None:
+            for prompt_id, text in simulate_call(c.core, from_, to, press=press):
+                click.echo(f"{prompt_id}\t{text}")
+            return
+        heard, outcome, billsec, charged = simulate_outgoing_call(
+            c.core, from_, to, seconds or 0, press=press, call_id=call_id or f"cli-{uuid.uuid4().hex}")
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     for prompt_id, text in heard:
         click.echo(f"{prompt_id}\t{text}")
+    if outcome == "dial":
+        click.echo(f"call answered {billsec} s, charged {fmt_exact(charged)} AZN")
+    else:
+        click.echo(f"call not connected ({outcome})")
+
+
+@cli.group()
+def cdr():
+    """Call detail records (Asterisk cdr_csv)."""
+
+
+@cdr.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="replace"))
+@pass_ctx
+def cdr_import(c: Context, file):
+    """Charge every answered outgoing call of a Master.csv (FILE, or - for stdin) not yet charged;
+    print the reconciliation. Exit 1 when a line was malformed."""
+    from ivr.cdr import import_cdr
+
+    result = import_cdr(c.core, file)
+    for line in result.lines():
+        click.echo(line)
+    sys.exit(1 if result.malformed else 0)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True,
+              help="flagged lines of the last DAYS days")
+@click.pass_context
+def fraud(ctx, days):
+    """The fraud guard (seed 001): numbers suspected of wangiri now, and lines flagged for unusual
+    deductions. Full numbers: this is the operator's own shell (log lines stay masked)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import timedelta
+
+    from billing import fraud as rules
+
+    c: Context = ctx.obj
+    with c.core.reader() as uow:
+        suspects = rules.suspect_numbers(uow)
+        flagged = rules.flagged_lines(uow, uow.clock.now().date() - timedelta(days=days - 1))
+    click.echo(f"suspect numbers {len(suspects)}")
+    for s in suspects:
+        click.echo(f"  {s.number}\trang {s.lines_rung} lines\tlast burst {s.last_burst:%Y-%m-%d %H:%M}")
+    click.echo(f"flagged lines {len(flagged)} (last {days} days)")
+    for f in flagged:
+        click.echo(f"  {f.msisdn}\t{f.day}\t{f.rule}\t{fmt_azn(f.amount)} AZN (usual day {fmt_azn(f.usual)} AZN)")
+
+
+@fraud.command("ring")
+@click.argument("caller")
+@click.argument("subscriber_")
+@click.option("--seconds", type=click.IntRange(min=0), required=True, help="how long it rang before it dropped")
+@click.option("--key", help="the ring's id (a CDR uniqueid); a ring is recorded once per id")
+@pass_ctx
+def fraud_ring(c: Context, caller, subscriber_, seconds, key):
+    """Record an unanswered inbound call from CALLER to SUBSCRIBER (a drill; the CDR import does it
+    from Master.csv)."""
+    from billing import fraud as rules
+
+    with c.core.uow() as uow:
+        recorded = rules.record_inbound_ring(uow, caller, subscriber_, seconds, key=key)
+    click.echo("ring recorded" if recorded else "ring not recorded (not from abroad, too long, or seen before)")
 
 
 @cli.command()

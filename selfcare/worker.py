@@ -1,10 +1,11 @@
-"""What time triggers: bill runs and the outbox (and the jobs other rules add to JOBS)."""
+"""What time triggers: bill runs, prepaid expiry, packs, friend requests and the outbox (JOBS)."""
 from __future__ import annotations
 
 import logging
 import threading
 
 from billing import services
+from billing.expiry import run_expiry_reminders, run_line_expiries
 from billing.friend_credit import run_friend_request_lapses
 from billing.pack_renewal import run_pack_expiries, run_pack_renewals
 from sms.dispatch import dispatch_outbox
@@ -14,6 +15,10 @@ log = logging.getLogger("selfcare.worker")
 # (name, function taking the core) run once per tick, in order.
 JOBS: list = [
     ("bill-runs", lambda core: _in_uow(core, services.run_due_bill_cycles)),
+    # before the pack jobs, so a renewal meets the line's status as its dates make it (the dates
+    # bar spending anyway: this writes the status, settles closed lines and tells the subscriber)
+    ("line-expiries", run_line_expiries),
+    ("expiry-reminders", run_expiry_reminders),
     ("pack-renewals", run_pack_renewals),
     ("pack-expiries", run_pack_expiries),
     ("friend-request-lapses", run_friend_request_lapses),

@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import texts
 from billing import services
-from billing.errors import (AccessDenied, CreditRefused, FriendRequestExpired, InsufficientBalance, InvalidMsisdn,
-                            NoFriendRequest, UnknownSubscriber, WrongPlan)
+from billing.errors import (AccessDenied, BalanceExpired, CreditRefused, FriendRequestExpired, InsufficientBalance,
+                            InvalidMsisdn, LineNotActive, NoFriendRequest, UnknownSubscriber, WrongPlan)
 from billing.msisdn import mask, normalize
 from texts.encoding import is_gsm7
 
@@ -23,8 +23,15 @@ log = logging.getLogger("sms.service")
 FEE_HINTS = ("2112", "1005", "1003")  # usage hints that quote the number's fee
 # Replies that carry balance figures go as flash SMS where the gateway can (seed 000: balance
 # messages are not auto-saved on the handset).
-BALANCE_TEMPLATES = ("prepaid-balance", "postpaid-balance", "shared-postpaid", "shared-prepaid")
-BALANCE_TEMPLATE_OF_PLAN = {"prepaid": "prepaid-balance", "postpaid": "postpaid-balance"}
+BALANCE_TEMPLATES = ("prepaid-balance", "prepaid-balance-expired", "postpaid-balance", "shared-postpaid",
+                     "shared-prepaid", "shared-prepaid-expired")
+# A refused credit, in the few words an SMS has room for (USSD says more, with what still fits).
+WHY_REFUSED = {
+    "limit": "why-limit", "above-available": "why-limit", "not-active": "why-not-active",
+    "balance-expired": "why-not-active", "not-prepaid": "why-not-prepaid", "too-new": "why-history",
+    "no-topup": "why-history", "first-week": "why-history", "friend-not-prepaid": "why-friend-line",
+    "friend-not-active": "why-friend-line", "self": "why-friend-line",
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,12 @@ class SmsService:
                 log.info("sms to %s from unknown sender %s: not charged", command.short_number, mask(sender))
                 outcome, language = Outcome("unknown-sender"), texts.DEFAULT_LANGUAGE
             else:
-                outcome, language = self._answer(uow, command, report, key), report.language
+                language = report.language
+                if report.closed:  # the number is no longer served: one free answer to everything
+                    log.info("sms to %s from closed line %s: not charged", command.short_number, mask(sender))
+                    outcome = Outcome("line-closed", {"ends": report.subscription_ends})
+                else:
+                    outcome = self._answer(uow, command, report, key)
             return {"text": self.texts.render(outcome.template, language, **outcome.values),
                     "flash": outcome.template in BALANCE_TEMPLATES, "charged": str(outcome.charged)}
 
@@ -99,6 +111,11 @@ class SmsService:
             log.info("sms %s from %s refused: balance below the %s AZN fee, not charged",
                      command.kind.value, mask(report.msisdn), fee)
             return Outcome("insufficient-balance", {"fee": fee})
+        except LineNotActive as barred:  # the balance may not pay (expired, suspended): answered free
+            log.info("sms %s from %s: %s, not charged", command.kind.value, mask(report.msisdn), barred.code)
+            if isinstance(barred, BalanceExpired):
+                return Outcome("balance-expired", {"expires": report.balance_expires})
+            return Outcome("line-suspended")
 
     def _own_balance(self, uow, command, report, key) -> Outcome:
         """A blank SMS to 2112 or 650: the line's figures, if the number serves its plan."""
@@ -109,10 +126,18 @@ class SmsService:
             log.info("%s from %s line %s: told to use %s, not charged", command.short_number, wrong.plan,
                      mask(report.msisdn), right)
             return Outcome(f"use-{right}")
-        paid = services.report_for_fee(uow, report.msisdn, command.short_number, key)
-        template = BALANCE_TEMPLATE_OF_PLAN[report.plan]
-        figures = self._prepaid_figures(paid.report) if report.plan == "prepaid" else self._postpaid_figures(paid.report)
-        return Outcome(template, figures, paid.fee)
+        try:
+            paid = services.report_for_fee(uow, report.msisdn, command.short_number, key)
+        except LineNotActive as barred:  # reads stay free: the figures, with nothing taken
+            log.info("%s from %s: %s, figures told free", command.short_number, mask(report.msisdn), barred.code)
+            return self._figures(report, Decimal(0))
+        return self._figures(paid.report, paid.fee)
+
+    def _figures(self, report, fee: Decimal) -> Outcome:
+        if report.plan == "postpaid":
+            return Outcome("postpaid-balance", self._postpaid_figures(report), fee)
+        template = "prepaid-balance-expired" if report.balance_expired else "prepaid-balance"
+        return Outcome(template, self._prepaid_figures(report), fee)
 
     def _other_number(self, command: Command) -> str | None:
         try:
@@ -169,14 +194,17 @@ class SmsService:
         except AccessDenied:
             log.info("650 shared balance for %s refused, not charged", mask(report.msisdn))
             return Outcome("shared-refused")
+        if owner.closed:  # a closed number's figures are no one's business any more
+            log.info("650 shared balance of a closed line for %s refused, not charged", mask(report.msisdn))
+            return Outcome("shared-refused")
         charge = services.charge_sms(uow, report.msisdn, command.short_number, key)
         charged = Decimal(0) if charge.duplicate else charge.fee
         values = {"number": owner.msisdn}
         if owner.plan == "postpaid":
             return Outcome("shared-postpaid", {**values, **self._postpaid_figures(owner)}, charged)
         figures = self._prepaid_figures(owner)
-        return Outcome("shared-prepaid", {**values, "balance": figures["balance"], "expires": figures["expires"]},
-                       charged)
+        template = "shared-prepaid-expired" if owner.balance_expired else "shared-prepaid"
+        return Outcome(template, {**values, "balance": figures["balance"], "expires": figures["expires"]}, charged)
 
     def _line_info(self, uow, command, report, key) -> Outcome:
         paid = services.report_for_fee(uow, report.msisdn, command.short_number, key)
@@ -201,7 +229,7 @@ class SmsService:
                 answer = services.answer_oldest_friend_request(uow, report.msisdn, command.argument == "yes", key)
         except CreditRefused as refused:
             log.info("700 from %s: credit refused (%s)", mask(report.msisdn), refused.reason)
-            return Outcome("friend-credit-refused")
+            return Outcome("friend-credit-refused", {"why": WHY_REFUSED.get(refused.reason, "why-history")})
         except NoFriendRequest:
             return Outcome("friend-credit-none")
         except FriendRequestExpired:

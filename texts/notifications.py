@@ -7,9 +7,15 @@ from billing.outbox import Outgoing
 from .catalogue import Catalogue
 
 
+TOP_UP_REASONS = ("topup", "card")  # billing.outbox.PAYMENT_KINDS: money the subscriber paid in
+
+
 def _entry(message: Outgoing) -> str:
-    if message.template == "balance-changed":  # one message, worded per account
-        return f"balance-changed-{message.params.get('account', 'balance')}"
+    if message.template == "balance-changed":  # one message, worded per account...
+        account = message.params.get("account", "balance")
+        if account == "balance" and message.params.get("reason") in TOP_UP_REASONS:
+            return "topped-up-balance"  # ...and a prepaid top-up with seed 001's advice
+        return f"balance-changed-{account}"
     return message.template
 
 

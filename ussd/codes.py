@@ -1,4 +1,4 @@
-"""The USSD codes of seeds 000, 002 and 003, parsed into a request (no I/O, nothing changed).
+"""The USSD codes of seeds 000, 002 and 003 and ours, parsed into a request (no I/O, nothing changed).
 
 The trailing `YES` the seeds print is the handset's call key: accepted with or without it.
 Anything else is `help` (a short list of codes), so a typo never changes anything.
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from billing.cards import pin_lookup
 
 # Menu codes open a session (CON ...); the others answer at once (END ...).
 MENU_ACTIONS = ("pack-menu", "friend-requests")
@@ -38,6 +40,10 @@ _CODES = (
     (re.compile(rf"^\*700\*01\*{_FRIEND}#$"), "credit-for-friend"),
     (re.compile(rf"^\*700\*1\*{_FRIEND}#$"), "ask-friend"),
     (re.compile(r"^\*700\*1#$"), "friend-requests"),         # ours: the friend's confirmation menu
+    # ours: top up with a scratch card's PIN. Off the *100* prefix on purpose: a mistyped PIN can
+    # never become a pack order (*100*N#) or a deactivation (*100*0#, *100*00#). docs/rules.md.
+    (re.compile(r"^\*104\*(\d+)#$"), "card-redeem"),
+    (re.compile(r"^\*104#$"), "card-help"),
 )
 
 
@@ -46,6 +52,17 @@ def clean(code: str) -> str:
     if compact.upper().endswith("YES"):
         compact = compact[:-3]
     return compact
+
+
+_CARD_CODE = re.compile(r"^(\*104\*)(\d+)(#)$")
+
+
+def key_form(code: str) -> str:
+    """The code as a request's key may carry it (hashed by the USSD service): a card PIN is replaced
+    by its keyed digest, so no key holds a plain digest of a PIN, which a stolen database could be
+    searched with. A retry of the same PIN still gets the same key."""
+    compact = clean(code)
+    return _CARD_CODE.sub(lambda m: m.group(1) + pin_lookup(m.group(2)) + m.group(3), compact)
 
 
 def parse(code: str) -> Request:

@@ -12,13 +12,14 @@ import logging
 from dataclasses import dataclass
 
 import texts
-from billing import lines, services
-from billing.errors import (BillingError, CreditRefused, FriendRequestExpired, InsufficientBalance, InvalidMsisdn,
-                            LineNotActive, NoFriendRequest, NoPacks, UnknownPack, UnknownSubscriber, WrongPlan)
+from billing import services
+from billing.errors import (BalanceExpired, BillingError, CardAlreadyUsed, CreditRefused, FriendRequestExpired,
+                            InsufficientBalance, InvalidMsisdn, InvalidPin, LineClosed, LineNotActive, NoFriendRequest,
+                            NoPacks, TooManyWrongPins, UnknownPack, UnknownSubscriber, WrongPin, WrongPlan)
 from billing.money import held, owed
 from billing.msisdn import mask, normalize
 
-from .codes import Request, clean, parse
+from .codes import Request, key_form, parse
 from .menus import MenuContext, walk
 from .paging import page
 
@@ -45,9 +46,13 @@ def answer(core, phone: str, service_code: str, text: str, key: str) -> Reply:
     try:
         msisdn = normalize(phone)
         with core.reader() as uow:
-            lang = lines.find(uow, msisdn).language
+            line = services.balance_report(uow, msisdn)
     except (InvalidMsisdn, UnknownSubscriber):
         return Reply(_texts().render("unknown-subscriber", texts.DEFAULT_LANGUAGE))
+    lang = line.language
+    if line.closed:  # the number is no longer served: one answer to every code
+        log.info("ussd from closed line %s", mask(msisdn))
+        return Reply(_texts().render("line-closed", lang, ends=line.subscription_ends))
     request = parse(service_code)
     inputs = text.split("*") if text else []
     log.info("ussd %s from %s, %d inputs", request.action, mask(msisdn), len(inputs))
@@ -73,7 +78,7 @@ def _asked(service_code: str, inputs: list[str]) -> str:
     """What the request asked, in its key: a gateway's retry asks the same and is answered from
     memory; another code or other inputs in the same session and step are a new request. A digest,
     since a code can carry a friend's number and keys reach logs."""
-    asked = clean(service_code) + "|" + "*".join(token.strip() for token in inputs)
+    asked = key_form(service_code) + "|" + "*".join(token.strip() for token in inputs)
     return f"{len(inputs)}:{hashlib.sha256(asked.encode()).hexdigest()[:16]}"
 
 
@@ -131,6 +136,8 @@ def _refusal_or(fn, lang: str, credit_rules) -> str:
 ERROR_TEXTS = {
     InsufficientBalance: "insufficient-balance",
     LineNotActive: "line-not-active",
+    BalanceExpired: "balance-expired",
+    LineClosed: "line-not-active",  # closed between the first look and this step
     UnknownPack: "unknown-pack",
     NoPacks: "no-packs",
     UnknownSubscriber: "invalid-number",
@@ -158,7 +165,8 @@ def _dates(uow, msisdn, lang, _arg) -> str:
         r = services.require_served(services.balance_report(uow, msisdn), "2112")
     except WrongPlan:
         return _texts().render("dates-for-prepaid", lang)
-    return _texts().render("dates", lang, balance=r.shown.balance, expires=r.balance_expires, ends=r.subscription_ends)
+    template = "dates-expired" if r.balance_expired else "dates"
+    return _texts().render(template, lang, balance=r.shown.balance, expires=r.balance_expires, ends=r.subscription_ends)
 
 
 def _postpaid_balance(uow, msisdn, lang, _arg) -> str:
@@ -206,6 +214,7 @@ READS = {
     "pack-status": _pack_status,
     "nar-debt": _debt("nar"),
     "sos-debt": _debt("sos"),
+    "card-help": lambda uow, msisdn, lang, arg: _texts().render("card-help", lang),
 }
 
 
@@ -264,7 +273,29 @@ def _friend_answer(accept: bool):
     return answer_request
 
 
+def _card(uow, msisdn, lang, pin, key) -> str:
+    """`*104*PIN#`. The refusals are answered here, inside the request's savepoint, so a wrong PIN
+    stays counted (billing.cards records it in this transaction) while nothing else changes."""
+    try:
+        topped = services.redeem_card(uow, msisdn, pin, key)
+    except InvalidPin:
+        return _texts().render("card-pin-invalid", lang)
+    except WrongPin as wrong:
+        return _texts().render("card-pin-wrong", lang, count=wrong.tries_left)
+    except TooManyWrongPins as locked:
+        return _texts().render("card-locked", lang, until=locked.until)
+    except CardAlreadyUsed as used:
+        return _texts().render("card-used", lang, when=used.used_at)
+    if topped.duplicate:
+        return _texts().render("already-done", lang)
+    shown = topped.report.shown
+    if topped.report.plan == "prepaid":
+        return _texts().render("card-topped-up", lang, amount=topped.amount, balance=shown.balance)
+    return _texts().render("card-paid", lang, amount=topped.amount, billed=shown.billed, advance=shown.advance)
+
+
 CHANGES = {
+    "card-redeem": _card,
     "pack-order": _order,
     "pack-deactivate": _deactivate,
     "pack-stop-renewal": _stop_renewal,

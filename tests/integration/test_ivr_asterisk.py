@@ -157,6 +157,39 @@ def test_every_menu_branch_plays_only_sounds_that_exist(asterisk):
         services.set_balance_notifications(uow, ASTERISK_PREPAID_AZ, True)
 
 
+def test_a_caller_tops_up_with_a_scratch_card_pin_keyed_on_the_phone(asterisk):
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from billing.models import Operation
+
+    caller, pin = "+994501113355", "12345678901234"
+    with asterisk.core.uow() as uow:
+        services.add_subscriber(uow, caller, "prepaid", balance=Decimal("3.05"), language="en")
+    with asterisk.core.uow() as uow:
+        services.add_card(uow, "5000000001", pin, "5.00")
+
+    call = asterisk.pbx.originate(caller, "2112", dtmf=["5", f"{pin}#", "9"])
+    call.wait_ended(120)
+
+    commands = call.commands()
+    assert "GET DATA card-enter-pin 6000 16" in commands  # the entry's timeout and digit count, on the wire
+    played = streamed(call)
+    start = played.index("card-topped-up")
+    assert played[start:] == ["card-topped-up", "num/5", "cur/manat-5",
+                              "your-new-balance-is", "num/8", "cur/manat-5", "word/and", "num/5", "cur/qepik-5",
+                              "menu-main", "goodbye"]
+    assert report_of(asterisk, caller).balance == Decimal("8.05")
+    with asterisk.core.reader() as uow:
+        [key] = uow.session.scalars(select(Operation.key).where(Operation.kind == "card")).all()
+    assert key.startswith(f"ivr:{call.environment()['agi_uniqueid']}:")
+    with asterisk.core.reader() as uow:
+        assert services.audit(uow) == []
+    assert_every_sound_existed(asterisk)
+    wait_until_no_live_calls(asterisk)
+
+
 def test_sip_caller_hears_speech_not_silence(asterisk):
     result = sip_call(asterisk.pbx, ASTERISK_PREPAID_AZ, "2112", dtmf="9")
 

@@ -1,13 +1,14 @@
-"""The same pack and credit scenarios on a real PostgreSQL (skipped when none is configured)."""
+"""The pack, credit and prepaid expiry scenarios on a real PostgreSQL (skipped when none is configured)."""
 import pytest
 
 from tests.conftest import make_core
+from tests.unit import expiry_scenarios
 from tests.unit import packs_credit_scenarios as scenarios
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.mark.parametrize("scenario", scenarios.SCENARIOS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("scenario", scenarios.SCENARIOS + expiry_scenarios.SCENARIOS, ids=lambda f: f.__name__)
 def test_scenario_on_postgresql(request, clock, scenario):
     core = make_core(request.getfixturevalue("pg_url"), clock)
     try:

@@ -110,11 +110,31 @@ def test_a_scratch_card_serial_to_1003_says_when_it_was_used(kannel_world):
     with core.uow() as uow:
         services.add_card(uow, "4000000001", "1234", "5.00")
     with core.uow() as uow:
-        services.redeem_card(uow, "+994501110004", "4000000001", "1234", key="test:card:4000000001")
+        services.redeem_card(uow, "+994501110004", "1234", key="test:card:4000000001", serial="4000000001")
     mt = peer.ask("+994501110004", "1003", "4000000001")
 
     assert mt.text == "4000000001 seriyalı kart istifadə olunub: 22 noyabr 2026 12:00."
     assert report(core, "+994501110004").balance == Decimal("6.98")
+
+
+def test_a_card_topped_up_by_ussd_over_http_is_used_on_when_1003_is_asked_through_kannel(kannel_world):
+    import urllib.parse
+    import urllib.request
+
+    core, peer, app = kannel_world.core, kannel_world.peer, kannel_world.app
+    add_prepaid(core, "+994501110009", "2.00", "ru")
+    with core.uow() as uow:
+        services.add_card(uow, "4000000002", "55556666777788", "5.00")
+    form = urllib.parse.urlencode({"sessionId": "kannel-card-1", "serviceCode": "*104*55556666777788#",
+                                   "phoneNumber": "+994501110009", "text": ""}).encode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{app.port}/ussd", data=form, timeout=30) as answer:
+        assert answer.read().decode() == "END Карта на 5.00 AZN зачислена. Ваш баланс: 7.00 AZN."
+
+    mt = peer.ask("+994501110009", "1003", "4000000002")
+
+    assert mt.text == "Карта 4000000002 использована: 22 ноября 2026 12:00."
+    assert report(core, "+994501110009").balance == Decimal("6.98")  # the card, then the 1003 fee
+    audit_clean(core)
 
 
 def test_an_unknown_sender_gets_a_polite_free_answer(kannel_world):

@@ -91,6 +91,14 @@ class AgiTrace:
         self.wait_for(carries_digit, f"reply carrying digit {digit!r}", timeout_s, is_over)
 
 
+    def wait_digits_taken(self, digits: str, timeout_s: float = 60, is_over=None) -> None:
+        """The GET DATA reply that carries every one of `digits` (`200 result=<digits>`)."""
+        def carries_digits(line: AgiLine) -> bool:
+            match = line.direction == "Tx" and REPLY_RESULT.match(line.text)
+            return bool(match) and match.group(1) == digits
+        self.wait_for(carries_digits, f"reply carrying {len(digits)} digits", timeout_s, is_over)
+
+
 def agi_environment(lines: list[AgiLine]) -> dict[str, str]:
     """The agi_* variables as logged (Asterisk does not log agi_network/agi_network_script:
     agi_request carries the same path)."""

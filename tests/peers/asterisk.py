@@ -207,13 +207,14 @@ class AsteriskPeer:
         return count_script_completions(self.log_text())
 
     # ------------------------------------------------------------------ calls
-    def originate(self, callerid: str | None, exten: str, dtmf: str = "",
+    def originate(self, callerid: str | None, exten: str, dtmf="",
                   press_delay_s: float = 0.4, timeout_s: float = 120) -> LocalCall:
         """Place a call from `callerid` (None: no caller id) to `exten` of [subscribers].
 
-        `dtmf`: what the caller does each time the server asks for a digit, one character per
-        menu: a digit (or * #) is pressed, `h` hangs up there. With dtmf, this returns once every
-        step was taken; the call may still be running (call.wait_ended())."""
+        `dtmf`: what the caller does each time the server asks for digits, one step per read: a
+        digit (or * #) is pressed, `h` hangs up there. A string is one character a step; a list may
+        also hold several keys for one GET DATA (a PIN and its `#`). With dtmf, this returns once
+        every step was taken; the call may still be running (call.wait_ended())."""
         call = LocalCall(self, f"call{next(self._call_ids)}", callerid, exten)
         call.place()
         for step in dtmf:
@@ -221,6 +222,8 @@ class AsteriskPeer:
             time.sleep(press_delay_s)  # a human reacts; also lets Asterisk enter the read
             if step == "h":
                 call.hangup()
-            else:
+            elif len(step) == 1:
                 call.press(step)
+            else:
+                call.press_digits(step)
         return call

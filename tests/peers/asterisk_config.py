@@ -30,7 +30,6 @@ STUB_CONFIGS = {
     "features.conf": "",
     "pjproject.conf": "",
     "sorcery.conf": "",
-    "cdr.conf": "[general]\nenable=no\n",
     "cel.conf": "[general]\nenable=no\n",
     "manager.conf": "[general]\nenabled=no\n",
     "http.conf": "[general]\nenabled=no\n",
@@ -110,9 +109,13 @@ messages => notice,warning,error
     # the stock tone tables (Playtones/indications); ours would only repeat them
     shutil.copyfile(chroot / "etc/asterisk/indications.conf", etc / "indications.conf")
     shutil.copyfile(DIALPLAN_DIR / "modules.conf", etc / "modules.conf")
+    shutil.copyfile(DIALPLAN_DIR / "cdr.conf", etc / "cdr.conf")
+    (root / "log" / "cdr-csv").mkdir(exist_ok=True)
     extensions = fill_globals(
         (DIALPLAN_DIR / "extensions.conf").read_text(),
-        {"FASTAGI_HOST": fastagi_host, "FASTAGI_PORT": str(fastagi_port)},
+        {"FASTAGI_HOST": fastagi_host, "FASTAGI_PORT": str(fastagi_port),
+         # outgoing calls reach the test destination of local_call.py instead of a trunk
+         "OUTBOUND_PREFIX": "Local/", "OUTBOUND_SUFFIX": "@selfcare-test-destination"},
     )
     (etc / "extensions.conf").write_text(extensions + CALLER_CONTEXTS)
     (etc / "pjsip.conf").write_text(fill_pjsip_port((DIALPLAN_DIR / "pjsip.conf").read_text(), sip_port))

@@ -41,6 +41,14 @@ exten => _call.,1,Answer()
  same => n,SendDTMF(${ACTION},250,200)
  same => n,Goto(wait)
  same => n(done),Hangup()
+
+[selfcare-test-destination]
+; Where outgoing calls go in the tests (dialplan OUTBOUND_PREFIX/SUFFIX): answers, echoes, and hangs
+; up after GLOBAL(HOLD_<number>) seconds (an hour when unset: only Dial's L() limit ends it).
+exten => _[+0-9]X.,1,Answer()
+ same => n,Set(HOLD=${GLOBAL(HOLD_${FILTER(0-9,${EXTEN})})})
+ same => n,Wait(${IF($["${HOLD}" = ""]?3600:${HOLD})})
+ same => n,Hangup()
 """
 
 
@@ -107,6 +115,14 @@ class LocalCall:
             raise ValueError(f"not a DTMF digit: {digit!r}")
         self._post(digit)
         self.trace.wait_digit_taken(digit, is_over=self._is_over)
+
+    def press_digits(self, keys: str) -> None:
+        """Key several digits in one go (a PIN, `#` to end it) and wait until the server's GET DATA
+        has returned them."""
+        if not re.fullmatch(r"[0-9*#]+", keys):
+            raise ValueError(f"not DTMF digits: {keys!r}")
+        self._post(keys)
+        self.trace.wait_digits_taken(keys.rstrip("#"), is_over=self._is_over)
 
     def hangup(self) -> None:
         self._post("hangup")

@@ -156,7 +156,7 @@ class MockAsterisk:
 class ScriptedCaller:
     """Replies like Asterisk 22 to a caller who presses `keys` (a space = silence) at each digit read.
 
-    Keys are consumed by WAIT FOR DIGIT. `overrides` maps a command prefix to the reply lines to use
+    Keys are consumed by WAIT FOR DIGIT, and by GET DATA up to a `#` (taken too) or a space. `overrides` maps a command prefix to the reply lines to use
     for its first occurrence (e.g. to inject 510, 520, HANGUP or 511 at a chosen point).
     """
 
@@ -180,6 +180,17 @@ class ScriptedCaller:
                 return ["200 result=-1"]
             key = self.keys.popleft()
             return ["200 result=0"] if key == " " else [f"200 result={ord(key)}"]
+        if command.startswith("GET DATA"):  # digits until '#', a space (timeout) or the maximum
+            if not self.keys:
+                self.hung_up = True
+                return ["200 result=-1"]
+            most, digits = int(command.split()[-1]), ""
+            while self.keys and len(digits) < most:
+                key = self.keys.popleft()
+                if key in " #":
+                    break
+                digits += key
+            return [f"200 result={digits}"] if digits else ["200 result= (timeout)"]
         if command.startswith("SET VARIABLE"):
             return ["200 result=1"]
         if verb == "ANSWER":

@@ -118,7 +118,7 @@ def check_migration_0003(engine) -> None:
             "INSERT INTO outbox_message (key, msisdn, language, template, params, created_at, attempts, "
             "next_attempt_at) VALUES (:key, '+994501234567', 'az', 'balance-changed', '{}', "
             "'2026-11-22 12:00:00', 0, '2026-11-22 12:00:00')"), {"key": key})
-    upgrade(engine, "head")
+    upgrade(engine, "0003_outbox_claims")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003_outbox_claims"
         ref, token, status = conn.execute(text("SELECT ref, claim_token, delivery_status FROM outbox_message")).one()

@@ -13,7 +13,7 @@ import pytest
 
 from billing import services
 from billing.credit import CreditRefused
-from billing.errors import InsufficientBalance, InvalidInput, LineNotActive
+from billing.errors import InsufficientBalance, LineNotActive
 from billing.friend_credit import FriendRequestExpired, run_friend_request_lapses
 from billing.models import OutboxMessage
 from billing.pack_renewal import run_pack_expiries, run_pack_renewals

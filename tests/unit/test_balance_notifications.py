@@ -32,7 +32,8 @@ def test_a_postpaid_payment_says_what_went_to_the_bill_and_what_to_the_advance(c
     with core.uow() as uow:
         services.topup(uow, POST, "1000", "pay-1")
     assert sent_texts(core) == [
-        "Платёж 1000.00 AZN: в счёт 25.30 AZN, к оплате ещё 0.00 AZN. Аванс: 979.70 AZN."]
+        "Платёж 1000.00 AZN: в счёт 25.30 AZN, к оплате ещё 0.00 AZN. Аванс: 979.70 AZN. "
+        "Мы не просим вернуть деньги."]
 
 
 def test_a_top_up_that_repays_credit_debt_names_both_parts_and_the_balance_left(core, clock):
@@ -47,7 +48,8 @@ def test_a_top_up_that_repays_credit_debt_names_both_parts_and_the_balance_left(
         after = services.balance_report(uow, PRE)
     assert after.nar_debt == Decimal("0") and before + Decimal("5.00") - Decimal("3.60") == after.balance
     assert sent_texts(core) == [
-        f"Top-up 5.00 AZN. Credit debt repaid: 3.60 AZN, left 0.00 AZN. New balance: {after.balance:.2f} AZN."]
+        f"Top-up 5.00 AZN. Credit debt repaid: 3.60 AZN, left 0.00 AZN. New balance: {after.balance:.2f} AZN. "
+        "We never ask you to send money back."]
 
 
 def test_with_balance_sms_switched_off_a_repaid_debt_is_still_told(core, clock):

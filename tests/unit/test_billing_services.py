@@ -250,13 +250,13 @@ def test_a_scratch_card_is_used_once_with_its_pin(core, clock):
     with core.uow() as uow:
         assert services.card_status(uow, "1000000001").used is False
     with core.uow() as uow, pytest.raises(WrongPin):
-        services.redeem_card(uow, PRE, "1000000001", "0000", key="card1")
+        services.redeem_card(uow, PRE, "0000", key="card1", serial="1000000001")
     with core.uow() as uow:
-        assert services.redeem_card(uow, PRE, "1000000001", "12345678", key="card2").amount == Decimal("5")
+        assert services.redeem_card(uow, PRE, "12345678", key="card2", serial="1000000001").amount == Decimal("5")
     with core.uow() as uow:  # the same request retried: no second top-up
-        assert services.redeem_card(uow, PRE, "1000000001", "12345678", key="card2").duplicate
+        assert services.redeem_card(uow, PRE, "12345678", key="card2", serial="1000000001").duplicate
     with core.uow() as uow, pytest.raises(CardAlreadyUsed):
-        services.redeem_card(uow, PRE, "1000000001", "12345678", key="card3")
+        services.redeem_card(uow, PRE, "12345678", key="card3", serial="1000000001")
     with core.uow() as uow:
         status = services.card_status(uow, "1000000001")
     assert (status.used, status.used_by, status.used_at) == (True, PRE, datetime(2026, 11, 22, 12, 0))

@@ -124,6 +124,73 @@ def test_a_broken_data_file_stops_every_command_with_the_entry_named(run, tmp_pa
     assert re.search(message, result.output, re.IGNORECASE), result.output
 
 
+# -- selfcare card redeem ----------------------------------------------------------------------
+
+def test_card_redeem_prints_what_was_applied_and_the_new_balance_once_per_key(run):
+    run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "1")
+    assert run("card", "add", "1000000001", "--pin", "12345678901234", "--value", "5").exit_code == 0
+    done = run("card", "redeem", "0501234567", "12345678901234", "--key", "card-1")
+    assert done.exit_code == 0
+    assert done.output == "card 1000000001: 5.00 AZN applied; balance 6.0000\n"
+    again = run("card", "redeem", "0501234567", "12345678901234", "--key", "card-1")
+    assert again.output == "card 1000000001: 5.00 AZN applied (already applied); balance 6.0000\n"
+    assert "ok: 1 lines" in run("audit").output
+
+
+def test_card_redeem_on_a_postpaid_line_pays_the_bill_first(run):
+    run("subscriber", "add", "0551234567", "--plan", "postpaid", "--billed", "3", "--current", "1", "--bill-day", "10")
+    run("card", "add", "1000000001", "--pin", "12345678901234", "--value", "5")
+    done = run("card", "redeem", "0551234567", "12345678901234")
+    assert done.output == "card 1000000001: 5.00 AZN applied; billed 0.0000, advance 2.0000\n"
+
+
+def test_card_redeem_of_an_old_card_takes_its_serial(run):
+    run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "0")
+    run("card", "add", "1000000001", "--pin", "4321", "--value", "3")
+    assert run("card", "redeem", "0501234567", "4321", "--serial", "1000000001").output.startswith(
+        "card 1000000001: 3.00 AZN applied; balance 3.0000")
+
+
+def test_card_redeem_refusals_are_one_line_exit_2_and_change_nothing(run):
+    run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "1")
+    run("subscriber", "add", "0502223344", "--plan", "prepaid", "--balance", "1")
+    run("card", "add", "1000000001", "--pin", "12345678901234", "--value", "5")
+    outputs = []
+    for _ in range(5):
+        wrong = run("card", "redeem", "0501234567", "11112222333344")
+        assert wrong.exit_code == 2
+        outputs.append(wrong.output)
+    assert outputs[0] == "error: wrong PIN: nothing was topped up (4 tries left)\n"
+    assert outputs[-1] == "error: wrong PIN: nothing was topped up (0 tries left)\n"
+    locked = run("card", "redeem", "0501234567", "12345678901234")  # the right PIN, too late
+    assert (locked.exit_code, locked.output) == (
+        2, "error: too many wrong PINs from this line: card top-ups refused until 2026-11-22 13:00\n")
+    bad = run("card", "redeem", "0502223344", "12ab")
+    assert (bad.exit_code, bad.output) == (2, "error: a card PIN is 4 to 16 digits\n")
+    assert run("card", "redeem", "0502223344", "12345678901234").exit_code == 0
+    used = run("card", "redeem", "0502223344", "12345678901234")
+    assert (used.exit_code, used.output) == (2, "error: card 1000000001 was used on 2026-11-22 12:00\n")
+    for number, balance in (("0501234567", "1.0000"), ("0502223344", "6.0000")):
+        assert json.loads(run("subscriber", "show", number, "--json").output)["balance"] == balance
+    assert "ok: 2 lines" in run("audit").output
+
+
+def test_selfcare_call_tops_up_with_a_card_by_its_pin_and_says_so(run):
+    run("subscriber", "add", "0502223344", "--plan", "prepaid", "--balance", "3.05", "--lang", "en")
+    run("card", "add", "1000000001", "--pin", "12345678901234", "--value", "5")
+    heard = run("call", "0502223344", "2112", "--press", "512345678901234#9").output.splitlines()
+    start = heard.index("card-enter-pin\tEnter the PIN from under the scratch panel of your card, "
+                        "then press the hash key.")
+    assert heard[start + 1:start + 11] == [
+        "card-topped-up\tYour card has been accepted. Added to your balance:", "num/5\tfive", "cur/manat-5\tmanats",
+        "your-new-balance-is\tYour new balance is", "num/8\teight", "cur/manat-5\tmanats", "word/and\tand",
+        "num/5\tfive", "cur/qepik-5\tqepiks", "menu-main\t" + (
+            "To hear this again, press 1. To change the language, press 2. To turn balance change SMS on or off, "
+            "press 3. For safety advice, press 4. To top up with a scratch card, press 5. To end the call, press 9.")]
+    assert json.loads(run("subscriber", "show", "0502223344", "--json").output)["balance"] == "8.0500"
+    assert "ok: 1 lines" in run("audit").output
+
+
 def test_a_reused_top_up_key_with_another_amount_is_refused_and_the_same_one_says_what_was_applied(run):
     run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "1")
     assert run("topup", "0501234567", "1.00", "--key", "K1").output == "topped up 1.00 AZN; balance 2.0000\n"

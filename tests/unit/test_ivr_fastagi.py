@@ -97,12 +97,36 @@ def test_a_language_chosen_by_dtmf_is_saved_and_set_on_the_channel(server, core)
     assert after == 'STREAM FILE language-saved "" 0'
 
 
+def test_a_card_pin_is_read_with_get_data_and_keyed_on_the_agi_uniqueid(server, core):
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from billing import services
+    from billing.models import Operation
+
+    with core.uow() as uow:
+        services.add_card(uow, "1000000001", "12345678901234", "5.00")
+    asterisk = place_call(server, keys="512345678901234#9")
+    commands = asterisk.commands
+    read = commands.index("GET DATA card-enter-pin 6000 16")  # the entry's timeout and digit count
+    assert commands[read - 1] == "WAIT FOR DIGIT 5000"  # the menu took the 5
+    assert asterisk.streamed()[asterisk.streamed().index("card-topped-up"):][:3] == [
+        "card-topped-up", "num/5", "cur/manat-1"]
+    assert report(core, PREPAID_AZ).balance == Decimal("17.48")
+    with core.reader() as uow:
+        [key] = uow.session.scalars(select(Operation.key).where(Operation.kind == "card")).all()
+    assert key == "ivr:1795368681.11:4"  # transcript section 1's agi_uniqueid, and the step
+    assert asterisk.closed_by_server
+
+
 # -- reply forms from the transcript ------------------------------------------------------------
 
 def test_escape_digit_during_the_menu_prompt_answers_the_menu(server):
     interrupted = transcript_replies("5", 'STREAM FILE demo-congrats "0123456789*#"')  # result=53 ('5')
-    asterisk = place_call(server, keys="9", overrides={"STREAM FILE menu-main": interrupted})
-    first_menu = asterisk.commands.index(f"STREAM FILE menu-main {ALL_DIGITS} 0")
+    # on 650, where 5 is no option (on 2112 it tops up with a card)
+    asterisk = place_call(server, POSTPAID_RU, "650", keys="9", overrides={"STREAM FILE menu-main-650": interrupted})
+    first_menu = asterisk.commands.index(f"STREAM FILE menu-main-650 {ALL_DIGITS} 0")
     # '5' answered the menu at once (no WAIT FOR DIGIT); it is not an option, so invalid-choice
     assert asterisk.commands[first_menu + 1] == 'STREAM FILE invalid-choice "" 0'
     assert asterisk.streamed()[-1] == "goodbye"

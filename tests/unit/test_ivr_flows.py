@@ -1,6 +1,9 @@
 """The 2112 and 650 call flows on a simulated channel, over a real billing core on SQLite."""
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
 
 from billing import services
@@ -152,7 +155,7 @@ def test_postpaid_caller_on_2112_is_told_to_call_650(core):
 def test_postpaid_caller_hears_billed_current_and_advance(core):
     channel, outcome = call(core, POSTPAID_RU, "650", "9")
     figures = postpaid_figures(core, POSTPAID_RU, "ru")
-    assert channel.prompt_ids == ["welcome-650", *figures, "menu-main", "goodbye"]
+    assert channel.prompt_ids == ["welcome-650", *figures, "menu-main-650", "goodbye"]
     assert {p.language for p in channel.played} == {"ru"}
     assert outcome == flows.COMPLETED
 
@@ -209,7 +212,7 @@ def test_simulate_call_lists_each_prompt_with_its_text_in_the_callers_language(c
 
 def test_simulate_call_without_presses_ends_after_the_menu_prompt(core):
     heard, outcome = simulate_call_with_outcome(core, POSTPAID_AZ, "650")
-    assert [pid for pid, _ in heard][-1] == "menu-main"
+    assert [pid for pid, _ in heard][-1] == "menu-main-650"
     assert outcome == flows.HUNG_UP
 
 
@@ -232,3 +235,129 @@ def test_a_call_cannot_loop_forever(core):
     channel, outcome = call(core, PREPAID_AZ, "2112", "1" * (flows.MAX_STEPS_PER_CALL // 2 + 5))
     assert channel.prompt_ids[-1] == "goodbye"
     assert outcome == flows.GAVE_UP
+
+
+# -- 2112 option 5: top up with a scratch card ----------------------------------------------------
+
+CARD_PIN = "12345678901234"
+WRONG_PIN = "11112222333344"
+
+
+def add_card(core, serial="1000000001", pin=CARD_PIN, value="5.00"):
+    with core.uow() as uow:
+        services.add_card(uow, serial, pin, value)
+
+
+def card_operations(core):
+    from sqlalchemy import select
+
+    from billing.models import CardPinFailure, Operation
+
+    with core.reader() as uow:
+        ops = uow.session.scalars(select(Operation.key).where(Operation.kind == "card")).all()
+        wrong = uow.session.scalars(select(CardPinFailure.key)).all()
+    return list(ops), list(wrong)
+
+
+def test_option_5_tops_up_with_the_pin_and_says_the_amount_and_the_new_balance(core):
+    add_card(core)
+    figures = prepaid_figures(core, PREPAID_EN, "en")  # 3.05 AZN before the card
+    channel, outcome = call(core, PREPAID_EN, "2112", f"5{CARD_PIN}#9", uniqueid="1795368681.11")
+    assert channel.prompt_ids == [
+        "welcome-2112", *figures, "menu-main", "card-enter-pin",
+        "card-topped-up", "num/5", "cur/manat-5",
+        "your-new-balance-is", "num/8", "cur/manat-5", "word/and", "num/5", "cur/qepik-5",
+        "menu-main", "goodbye"]
+    assert outcome == flows.COMPLETED
+    assert report(core, PREPAID_EN).balance == Decimal("8.05")
+    assert channel.timeouts_ms[1] == flows.CARD_PIN_ENTRY.digit_timeout_ms
+    ops, _ = card_operations(core)
+    assert ops == ["ivr:1795368681.11:4"]  # the call's id and the step: one request, one key
+    with core.reader() as uow:
+        assert services.audit(uow) == []
+
+
+def test_option_5_texts_are_the_catalogues_in_the_callers_language(core):
+    from prompts import catalogue
+
+    add_card(core)
+    heard = simulate_call(core, PREPAID_AZ, "2112", press=f"5{CARD_PIN}#9")
+    ids = [pid for pid, _ in heard]
+    start = ids.index("card-topped-up")
+    assert heard[start:start + 3] == [("card-topped-up", "Kart qəbul olundu. Balansınıza əlavə olunan məbləğ:"),
+                                      ("num/5", "beş"), ("cur/manat-1", "manat")]
+    assert ("your-new-balance-is", catalogue.text("your-new-balance-is", "az")) in heard
+    assert [pid for pid, _ in heard[start + 3:]] == ["your-new-balance-is", "num/17", "cur/manat-1", "num/40",
+                                                    "num/8", "cur/qepik-1", "menu-main", "goodbye"]
+
+
+def test_a_wrong_pin_changes_nothing_says_so_and_is_counted(core):
+    add_card(core)
+    before = report(core, PREPAID_AZ).balance
+    channel, outcome = call(core, PREPAID_AZ, "2112", f"5{WRONG_PIN}#9")
+    assert channel.prompt_ids[-4:] == ["card-enter-pin", "card-pin-wrong", "menu-main", "goodbye"]
+    assert report(core, PREPAID_AZ).balance == before and outcome == flows.COMPLETED
+    ops, wrong = card_operations(core)
+    assert ops == [] and len(wrong) == 1
+
+
+def test_five_wrong_pins_lock_the_line_and_the_caller_hears_the_minutes_left(core):
+    add_card(core)
+    with core.uow() as uow:
+        services.set_language(uow, PREPAID_AZ, "ru")
+    call(core, PREPAID_AZ, "2112", f"5{WRONG_PIN}#" * 5 + "9")
+    core.clock.advance(timedelta(minutes=37))
+    channel, _ = call(core, PREPAID_AZ, "2112", f"5{CARD_PIN}#9")  # the right PIN, refused unchecked
+    assert channel.prompt_ids[-7:] == ["card-enter-pin", "card-locked", "num/20", "num/3", "time/minute-2",
+                                       "menu-main", "goodbye"]  # 60 - 37 minutes: двадцать три минуты
+    assert {p.language for p in channel.played} == {"ru"}
+    assert report(core, PREPAID_AZ).balance == Decimal("12.48")
+
+
+def test_a_used_card_says_on_which_date(core):
+    add_card(core)
+    call(core, PREPAID_EN, "2112", f"5{CARD_PIN}#9")
+    channel, _ = call(core, PREPAID_AZ, "2112", f"5{CARD_PIN}#9")
+    start = channel.prompt_ids.index("card-already-used")
+    assert channel.prompt_ids[start:] == ["card-already-used", "day/22", "month/11", "num/2", "num/thousand-1",
+                                          "num/20", "num/6", "menu-main", "goodbye"]
+    assert report(core, PREPAID_AZ).balance == Decimal("12.48")
+
+
+def test_a_short_pin_and_silence_use_up_the_pin_tries_and_return_to_the_menu(core):
+    add_card(core)
+    channel, outcome = call(core, PREPAID_AZ, "2112", "512#  9")
+    tail = channel.prompt_ids[channel.prompt_ids.index("card-enter-pin"):]
+    assert tail == ["card-enter-pin", "card-pin-invalid", "card-enter-pin", "no-input", "card-enter-pin",
+                    "no-input", "menu-main", "goodbye"]
+    assert outcome == flows.COMPLETED and card_operations(core) == ([], [])
+
+
+def test_hanging_up_during_the_pin_changes_nothing(core):
+    add_card(core)
+    channel, outcome = call(core, PREPAID_AZ, "2112", "5")
+    assert outcome == flows.HUNG_UP and channel.prompt_ids[-1] == "card-enter-pin"
+    assert card_operations(core) == ([], [])
+
+
+def test_650_has_no_card_option(core):
+    add_card(core)
+    channel, _ = call(core, POSTPAID_AZ, "650", f"5{CARD_PIN}#9")
+    assert channel.prompt_ids[-3:-1] == ["menu-main-650", "invalid-choice"]
+    assert "card-enter-pin" not in channel.prompt_ids and card_operations(core) == ([], [])
+
+
+def test_a_card_on_2112_reactivates_a_line_whose_balance_expired(core):
+    from datetime import datetime, time
+
+    add_card(core)
+    before = report(core, PREPAID_EN)
+    core.clock.set(datetime.combine(before.balance_expires + timedelta(days=1), time(12, 0)))
+    assert report(core, PREPAID_EN).balance_expired
+    channel, _ = call(core, PREPAID_EN, "2112", f"5{CARD_PIN}#9")
+    assert channel.prompt_ids[:2] == ["welcome-2112", "line-suspended"]
+    assert "topup-to-reactivate" in channel.prompt_ids and "card-topped-up" in channel.prompt_ids
+    after = report(core, PREPAID_EN)
+    assert not after.balance_expired and after.status == "active" and after.balance_expires > before.balance_expires
+    with core.reader() as uow:
+        assert services.audit(uow) == []

@@ -5,7 +5,8 @@ import pytest
 
 from ivr.agi_shim import Hangup
 from ivr.channel import SimulatedChannel
-from ivr.menu import EXHAUSTED, InvalidMenu, Kind, Menu, MenuState, check_prompts, run_menu
+from ivr.menu import (ENTERED, EXHAUSTED, DigitEntry, EntryState, InvalidMenu, Kind, Menu, MenuState, check_prompts,
+                      run_entry, run_menu)
 
 COLOURS = Menu(
     name="colours",
@@ -139,3 +140,54 @@ def test_the_ivr_menus_prompts_are_all_in_the_real_prompt_catalogue():
     from ivr.flows import MENUS
 
     check_prompts(MENUS, set(catalogue.load().ids()))
+
+
+# -- a digit entry (a card PIN) ------------------------------------------------------------------
+
+PIN = DigitEntry(name="pin", prompts=("enter-pin",), min_digits=4, max_digits=8, digit_timeout_ms=6000,
+                 invalid_prompt="bad-pin", no_input_prompt="no-input")
+
+
+def test_an_entry_in_its_digit_counts_is_entered_with_its_digits():
+    outcome = EntryState(PIN).feed("1234")
+    assert (outcome.kind, outcome.key, outcome.digits) == (Kind.MATCHED, ENTERED, "1234")
+
+
+@pytest.mark.parametrize("digits", ["123", "123456789", "12*4", "#"])
+def test_an_entry_outside_its_digit_counts_or_with_a_star_is_invalid(digits):
+    outcome = EntryState(PIN).feed(digits)
+    assert (outcome.kind, outcome.error_prompt, outcome.digits) == (Kind.INVALID, "bad-pin", None)
+
+
+def test_three_failed_entries_exhaust_it():
+    state = EntryState(PIN)
+    assert [state.feed(d).kind for d in (None, "12", "")] == [Kind.TIMEOUT, Kind.INVALID, Kind.EXHAUSTED]
+
+
+def test_the_entry_loop_reads_with_its_timeout_and_max_digits_and_re_prompts():
+    channel = SimulatedChannel("+994501234567", "12# 98765#")
+    outcome = run_entry(channel, PIN)
+    assert (outcome.key, outcome.digits) == (ENTERED, "98765")
+    assert channel.prompt_ids == ["enter-pin", "bad-pin", "enter-pin", "no-input", "enter-pin"]
+    assert channel.timeouts_ms == [6000, 6000, 6000]
+
+
+def test_the_entry_stops_at_max_digits_and_leaves_the_rest_for_the_next_read():
+    channel = SimulatedChannel("+994501234567", "1234567899")
+    assert run_entry(channel, PIN).digits == "12345678"
+    assert channel.read_digit(["next"], 5000) == "9"
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"min_digits": 0}, "min_digits=0"),
+    ({"min_digits": 9}, "min_digits=9"),
+    ({"max_digits": 33, "min_digits": 4}, "max_digits=33"),
+    ({"digit_timeout_ms": 100}, "digit_timeout_ms=100"),
+    ({"tries": 11}, "tries=11"),
+    ({"prompts": ()}, "no prompt"),
+])
+def test_a_bad_digit_entry_is_refused_when_it_loads_naming_the_bad_entry(changes, named):
+    fields = dict(name="broken", prompts=("p",), min_digits=4, max_digits=8) | changes
+    with pytest.raises(InvalidMenu) as raised:
+        DigitEntry(**fields)
+    assert "'broken'" in str(raised.value) and named in str(raised.value)

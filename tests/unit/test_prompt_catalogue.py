@@ -13,8 +13,9 @@ from prompts.catalogue import CatalogueError
 from prompts.check import missing_prompts, unplayable_prompts
 
 FLOW_PROMPTS = [
-    "welcome-2112", "welcome-650", "unknown-caller", "use-650", "use-2112", "line-suspended",
-    "your-balance-is", "balance-expires-on", "subscription-ends-on", "your-tariff-is",
+    "welcome-2112", "welcome-650", "unknown-caller", "use-650", "use-2112", "line-suspended", "line-closed",
+    "your-balance-is", "balance-expires-on", "balance-expired-on", "topup-to-reactivate", "subscription-ends-on",
+    "your-tariff-is",
     "tariff-klass", "tariff-super", "tariff-biznes", "billed-amount-is", "current-amount-is",
     "advance-payment-is", "menu-main", "menu-language", "language-saved", "notifications-off",
     "notifications-on", "fraud-advice", "invalid-choice", "no-input", "goodbye",

@@ -332,3 +332,33 @@ def test_speech_depends_only_on_the_amount_rounded_to_qepik(amount, lang):
 def test_every_date_in_range_yields_only_catalogue_ids(day, lang):
     book = catalogue.load()
     assert all(prompt_id in book for prompt_id in say_date(day, lang))
+
+
+# --- minutes (the card throttle's "time left") ---------------------------------------------------
+
+MINUTES = {
+    "ru": [(1, "одна минута"), (2, "две минуты"), (4, "четыре минуты"), (5, "пять минут"), (11, "одиннадцать минут"),
+           (21, "двадцать одна минута"), (22, "двадцать две минуты"), (23, "двадцать три минуты"),
+           (60, "шестьдесят минут"), (1001, "одна тысяча одна минута")],
+    "en": [(1, "one minute"), (2, "two minutes"), (21, "twenty one minutes"), (60, "sixty minutes")],
+    "az": [(1, "bir dəqiqə"), (23, "iyirmi üç dəqiqə"), (60, "altmış dəqiqə")],
+}
+
+
+@pytest.mark.parametrize("lang, minutes, expected", _cases(MINUTES))
+def test_minutes_are_spoken_in_the_nominative_as_a_native_speaker_would(lang, minutes, expected):
+    from ivr.say import say_minutes
+
+    assert words(say_minutes(minutes, lang), lang) == expected
+
+
+def test_minutes_are_catalogue_ids_and_out_of_range_is_refused():
+    from ivr.say import MAX_MINUTES, say_minutes
+
+    book = catalogue.load()
+    for lang in ("az", "en", "ru"):
+        assert all(pid in book for n in range(1, MAX_MINUTES + 1, 7) for pid in say_minutes(n, lang))
+    assert say_minutes(21, "ru") == ["num/20", "num/1-f", "time/minute-1"]
+    for bad in (0, -1, MAX_MINUTES + 1):
+        with pytest.raises(ValueError):
+            say_minutes(bad, "ru")

@@ -84,7 +84,7 @@ def test_the_twilio_transport_posts_to_the_configured_api_and_marks_the_message_
     path, form = FakeApi.requests[0]
     assert path == f"/2010-04-01/Accounts/AC{'0' * 32}/Messages.json"
     assert form["To"] == [PRE] and form["From"] == ["+15005550006"]
-    assert form["Body"] == ["Your balance changed by +5.00 AZN (top-up). New balance: 6.00 AZN."]
+    assert form["Body"] == ["Balance topped up (top-up): +5.00 AZN. New balance: 6.00 AZN. We never ask you to send money back."]
     with core.uow() as uow:
         assert pending(uow) == []
 

@@ -133,7 +133,7 @@ def test_1003_says_whether_the_card_was_used(core, clock):
     assert handle_sms(core, PRE, "1003", "1000000001", "c1").text == TEXTS.render("card-unused", "en", serial="1000000001")
     clock.advance(timedelta(hours=1))
     with core.uow() as uow:
-        services.redeem_card(uow, PRE, "1000000001", "1234", key="redeem")
+        services.redeem_card(uow, PRE, "1234", key="redeem", serial="1000000001")
     used = handle_sms(core, PRE, "1003", "1000000001", "c2")
     assert used.text == "Card 1000000001 was used on November 22, 2026 13:00."
     hint = handle_sms(core, PRE, "1003", "12345", "c3")
@@ -191,6 +191,29 @@ def test_a_retry_carries_the_first_answers_flash_flag(core):
 
 
 
+def test_1003_says_used_on_once_a_card_topped_up_a_line_by_ussd_or_by_a_call(core, clock):
+    from ivr.simulate import simulate_call
+    from ussd.cli import ussd_command
+
+    add_prepaid(core, language="en")
+    add_prepaid(core, VIEWER, balance="1.00", language="ru")
+    with core.uow() as uow:
+        services.add_card(uow, "1000000001", "12345678901234", "5.00")
+        services.add_card(uow, "1000000002", "98765432109876", "3.00")
+    assert sms_command(core, "0501234567", "1003", "1000000001") == "Card 1000000001 has not been used."
+
+    clock.advance(timedelta(minutes=30))
+    assert ussd_command(core, PRE, "*104*12345678901234#").startswith("END Card top-up of 5.00 AZN done.")
+    clock.advance(timedelta(minutes=15))
+    assert "card-topped-up" in [pid for pid, _ in simulate_call(core, VIEWER, "2112", "598765432109876#9")]
+
+    clock.advance(timedelta(days=1))
+    assert sms_command(core, "0501234567", "1003", "1000000001") == "Card 1000000001 was used on November 22, 2026 12:30."
+    assert sms_command(core, "0502223344", "1003", "1000000002") == "Карта 1000000002 использована: 22 ноября 2026 12:45."
+    with core.uow() as uow:
+        assert services.audit(uow) == []
+
+
 def test_a_serial_in_full_width_digits_is_read_as_typed_and_other_digits_are_refused_free(core):
     add_prepaid(core, language="en")
     with core.uow() as uow:
@@ -200,3 +223,15 @@ def test_a_serial_in_full_width_digits_is_read_as_typed_and_other_digits_are_ref
     assert (wide.text, wide.charged) == ("Card 1000000001 has not been used.", Decimal("0.02"))
     assert arabic.text.startswith("To check a scratch card send its 10-digit serial number to 1003")
     assert arabic.charged == 0
+
+
+def test_a_friend_who_cannot_lend_is_told_why_by_sms(core, clock):
+    from tests.unit.packs_credit_scenarios import credit_ready_line
+
+    credit_ready_line(core, clock, VIEWER)
+    add_prepaid(core, PRE, balance="0")
+    with core.uow() as uow:
+        services.take_nar_credit(uow, VIEWER, "own-credit", "03")  # the friend's whole 3.00 AZN
+        services.ask_friend_for_credit(uow, PRE, VIEWER, "ask-2")
+    refused = handle_sms(core, VIEWER, "700", "YES", "sms-why")
+    assert refused.text == "The credit could not be sent: your Nar Credit limit is reached (*700#150#). This SMS is free."

@@ -72,3 +72,23 @@ def test_unknown_tariff_names_the_known_ones():
 def test_top_up_validity_takes_the_highest_tier_reached():
     book = load_tariffs()
     assert [book.validity_days(Decimal(a)) for a in ("0.50", "1", "4.99", "5", "10", "100")] == [7, 30, 30, 60, 90, 90]
+
+
+def test_the_expiry_reminder_figures_are_data(raw):
+    book = parse_tariff_book(raw)
+    assert (book.expiry_reminder_days, book.closure_reminder_days, book.reminder_hour) == (3, 7, 10)
+
+
+@pytest.mark.parametrize("mutate, named", [
+    (lambda r: r["validity"].pop("expiry_reminder_days"), "validity.expiry_reminder_days"),
+    (lambda r: r["validity"].update(expiry_reminder_days=7), "validity.expiry_reminder_days: 7 must be less than the shortest tier"),
+    (lambda r: r["validity"].update(closure_reminder_days=180), "validity.closure_reminder_days: 180 must be less than"),
+    (lambda r: r["validity"].update(closure_reminder_days=0), "validity.closure_reminder_days"),
+    (lambda r: r["validity"].update(reminder_hour=24), "validity.reminder_hour"),
+    (lambda r: r["validity"].pop("reminder_hour"), "validity.reminder_hour"),
+])
+def test_bad_expiry_reminder_data_stops_loading_naming_the_entry(raw, mutate, named):
+    bad = copy.deepcopy(raw)
+    mutate(bad)
+    with pytest.raises(InvalidTariffData, match=named.replace(".", r"\.")):
+        parse_tariff_book(bad)

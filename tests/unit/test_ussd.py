@@ -129,7 +129,7 @@ def test_star_711_gives_sos_after_the_nar_limit_and_star_711_150_its_debt(core, 
 
 
 def test_credit_refusals_name_the_rule(core, clock):
-    open_prepaid(core, language="en")
+    open_prepaid(core, balance="5.00", language="en")  # valid 60 days; an opening balance is not a top-up
     assert dial(core, "*700#") == "END Credit needs at least 30 days in the network."
     clock.advance(timedelta(days=30))
     assert dial(core, "*700#") == "END Credit needs at least one top-up."
@@ -157,7 +157,7 @@ def test_star_700_1_friend_asks_and_the_friend_confirms_by_ussd_within_30_minute
     menu = ussd_command(core, FRIEND, "*700*1#", "", session="f1")
     assert menu.startswith("CON 0501234567 asks you for Nar Credit (3.00 AZN")
     done = ussd_command(core, FRIEND, "*700*1#", "1", session="f1")
-    assert done == f"END 3.00 AZN Nar Credit sent to 0501234567. Your debt 3.60 AZN."
+    assert done == "END 3.00 AZN Nar Credit sent to 0501234567. Your debt 3.60 AZN."
     assert report(core).balance == D("3.00")
     assert ussd_command(core, FRIEND, "*700*1#") == "END No credit request is waiting for you."
     assert_audit_clean(core)
@@ -317,6 +317,107 @@ def test_questions_never_wait_for_the_write_lock(core):
     assert held_while_answered and answers == ["END Your Nar Credit debt: 0.00 AZN."]
 
 
+# -- *104*PIN#: top up with a scratch card (ours) ------------------------------------------------
+
+CARD_PIN = "12345678901234"
+
+
+def card(core, serial="1000000001", pin=CARD_PIN, value="5.00"):
+    with core.uow() as uow:
+        services.add_card(uow, serial, pin, value)
+
+
+@pytest.mark.parametrize("code, action, arg", [
+    ("*104*12345678901234#", "card-redeem", "12345678901234"), ("*104*1234#", "card-redeem", "1234"),
+    ("*104*12#", "card-redeem", "12"), ("*104#", "card-help", None),
+])
+def test_the_card_code_parses_with_and_without_the_call_key(code, action, arg):
+    assert parse(code) == parse(code + "YES") == parse(f" {code} yes ")
+    assert (parse(code).action, parse(code).arg) == (action, arg)
+
+
+@pytest.mark.parametrize("code", ["*104*#", "*104*12a4#", "*104*1234", "*104*1234*5678#", "*1041234#"])
+def test_malformed_card_codes_parse_to_help(code):
+    assert parse(code).action == "help"
+
+
+def test_the_card_code_cannot_collide_with_the_seed_codes():
+    for n in ("1", "4", "9", "99", "0", "00"):
+        assert not parse(f"*100*{n}#").action.startswith("card")
+    for pin in ("1000", "0000", "00", "0", "1234567890123456"):
+        assert parse(f"*104*{pin}#").action == "card-redeem"
+        assert not parse(f"*100*{pin}#").action.startswith("card")
+    seed_codes = ["*111*1*7#", "*650#", "*100#", "*100*0#", "*100*00#", "*700#", "*700#05#", "*700#150#", "*711#",
+                  "*711#150#", "*700*01*0502223344#", "*700*1*0502223344#", "*700*1#"]
+    assert not any(parse(code).action.startswith("card") for code in seed_codes)
+
+
+def test_star_104_pin_tops_up_and_says_the_amount_and_the_new_balance(core):
+    open_prepaid(core, balance="2.00", language="en")
+    card(core)
+    assert dial(core, f"*104*{CARD_PIN}#YES") == "END Card top-up of 5.00 AZN done. Your balance: 7.00 AZN."
+    assert report(core).balance == D("7.00")
+    assert template_names(core) == ["balance-changed"]
+    assert_audit_clean(core)
+
+
+def test_star_104_texts_in_azerbaijani_and_russian(core):
+    open_prepaid(core, balance="2.00", language="az")
+    open_prepaid(core, FRIEND, balance="1.00", language="ru")
+    card(core)
+    assert dial(core, f"*104*{CARD_PIN}#") == "END Kartla balansa 5.00 AZN əlavə olundu. Balansınız: 7.00 AZN."
+    assert dial(core, "*104*11112222333344#", FRIEND) == (
+        "END Неверный PIN-код: баланс не пополнен. Осталось попыток: 4.")
+    assert dial(core, f"*104*{CARD_PIN}#", FRIEND) == "END Эта карта уже использована: 22 ноября 2026 12:00."
+    assert dial(core, "*104#") == ("END Kartla balansı artırmaq üçün *104*PIN# yığın. "
+                                   "PIN kartın qoruyucu təbəqəsinin altındadır.")
+
+
+def test_star_104_on_a_postpaid_line_pays_the_bill_first(core):
+    open_postpaid(core, billed=D("3.00"), current=D("1.00"), language="en")
+    card(core)
+    assert dial(core, f"*104*{CARD_PIN}#", POST) == (
+        "END Card payment of 5.00 AZN done. Billed: 0.00 AZN, advance: 2.00 AZN.")
+    assert_audit_clean(core)
+
+
+def test_wrong_pins_by_ussd_change_nothing_and_the_sixth_try_is_refused_until_when(core, clock):
+    open_prepaid(core, balance="2.00", language="en")
+    card(core)
+    answers = []
+    for _ in range(5):
+        answers.append(dial(core, "*104*11112222333344#"))
+        clock.advance(timedelta(minutes=1))
+    assert answers[0] == "END Wrong PIN: nothing was topped up. Tries left: 4."
+    assert answers[-1] == "END Wrong PIN: nothing was topped up. Tries left: 0."
+    assert dial(core, f"*104*{CARD_PIN}#") == (
+        "END Too many wrong PINs from this number. Card top-ups are possible again after November 22, 2026 13:00.")
+    assert dial(core, "*104*12#") == "END A card PIN has 4 to 16 digits. Dial *104*PIN#."
+    assert report(core).balance == D("2.00") and template_names(core) == []
+    clock.advance(timedelta(minutes=55))  # 12:60: the first wrong PIN is an hour old
+    assert dial(core, f"*104*{CARD_PIN}#") == "END Card top-up of 5.00 AZN done. Your balance: 7.00 AZN."
+    assert_audit_clean(core)
+
+
+def test_the_gateway_retrying_star_104_tops_up_once_and_counts_a_wrong_pin_once(core, client):
+    from billing.cards import wrong_pins
+
+    open_prepaid(core, balance="2.00", language="en")
+    card(core)
+    wrong = post(client, "", session="card-1", code="*104*11112222333344#").get_data(as_text=True)
+    assert post(client, "", session="card-1", code="*104*11112222333344#").get_data(as_text=True) == wrong
+    assert wrong == "END Wrong PIN: nothing was topped up. Tries left: 4."
+    with core.reader() as uow:
+        assert wrong_pins(uow, PRE) == 1
+    done = post(client, "", session="card-2", code=f"*104*{CARD_PIN}#").get_data(as_text=True)
+    assert done == "END Card top-up of 5.00 AZN done. Your balance: 7.00 AZN."
+    assert post(client, "", session="card-2", code=f"*104*{CARD_PIN}#").get_data(as_text=True) == done
+    assert report(core).balance == D("7.00")
+    used = post(client, "", session="card-3", code=f"*104*{CARD_PIN}#").get_data(as_text=True)
+    assert used == "END This card was already used on November 22, 2026 12:00."
+    assert_audit_clean(core)
+
+
 def test_every_credit_refusal_says_the_real_reason_and_what_is_still_possible(core, clock):
     credit_ready_line(core, clock)  # a 3.00 AZN Nar Credit limit
     assert dial(core, "*700#01#").startswith("END 1.00 AZN Nar Credit added.")
@@ -384,3 +485,22 @@ def test_the_same_session_and_step_with_another_code_is_a_new_request(core, cloc
     assert first.startswith("END 0.50 AZN Nar Credit added.") and other.startswith("END 1.00 AZN Nar Credit added.")
     assert retry == first
     assert dial(core, "*700#150#") == "END Your Nar Credit debt: 1.80 AZN."  # 0.50 + 1.00 and their fees
+
+
+def test_no_request_key_holds_a_plain_digest_of_a_pin(core, client):
+    import hashlib
+
+    from sqlalchemy import select
+
+    from billing.models import CardPinFailure, Operation
+
+    open_prepaid(core, balance="2.00", language="en")
+    card(core)
+    for session, pin in (("k-1", "11112222333344"), ("k-2", CARD_PIN)):
+        post(client, "", session=session, code=f"*104*{pin}#")
+    with core.reader() as uow:
+        keys = uow.session.scalars(select(Operation.key)).all() + uow.session.scalars(select(CardPinFailure.key)).all()
+    assert any(key.startswith("ussd:k-2:") for key in keys) and any(key.startswith("ussd:k-1:") for key in keys)
+    for pin in ("11112222333344", CARD_PIN):
+        plain = hashlib.sha256(f"*104*{pin}#|".encode()).hexdigest()[:16]
+        assert not any(plain in key or pin in key for key in keys)

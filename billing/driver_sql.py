@@ -1,0 +1,215 @@
+"""Statements run straight on the database driver's connection, for the paths that run thousands of
+times a second (a charge, recalling a kept answer).
+
+SQLAlchemy's per-statement machinery (compiled-cache lookup, execution context, result object) costs
+more than the SQL of a charge on SQLite. A `DriverStatement` is written once as plain SQL with
+`:name` parameters, rendered once per dialect in the driver's own parameter style, and run on the
+unit of work's transaction (`uow.driver()`), so it sees and is part of everything else the unit of
+work does. Values still go through the column types' own SQLAlchemy processors, so a date or a
+timestamp is stored and read exactly as the ORM stores and reads it.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from sqlalchemy import Column, DateTime, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class DriverStatement:
+    """One SQL statement; `binds` names the parameters that need their type's conversion (dates and
+    timestamps on SQLite), `columns` the table columns a row comes back as (in the order selected)."""
+
+    def __init__(self, sql: str, *, binds: Mapping[str, TypeEngine] | None = None,
+                 columns: Iterable[Column] | None = None, for_update: bool = False):
+        self.sql = " ".join(sql.split())
+        # Row locks where the database has them; SQLite has one writer at a time instead.
+        self.for_update = for_update
+        self.binds = dict(binds or {})
+        self.columns = tuple(columns or ())
+        self.names = tuple(column.name for column in self.columns)
+        self._rendered: dict[int, _Rendered] = {}
+
+    def rendered(self, dialect: Dialect) -> "_Rendered":
+        rendered = self._rendered.get(id(dialect))
+        if rendered is None:
+            rendered = self._rendered[id(dialect)] = _Rendered(self, dialect)
+        return rendered
+
+    # -- running it on a unit of work's transaction ----------------------------------------------
+
+    def rows(self, uow, params: dict) -> list[tuple]:
+        """Every row, each value converted by its column's type."""
+        return uow.driver().rows(self, params)
+
+    def row(self, uow, params: dict) -> tuple | None:
+        rows = self.rows(uow, params)
+        return rows[0] if rows else None
+
+    def mapping(self, uow, params: dict) -> dict | None:
+        """The first row as {column name: value}."""
+        row = self.row(uow, params)
+        return None if row is None else dict(zip(self.names, row))
+
+    def scalar(self, uow, params: dict):
+        row = self.row(uow, params)
+        return None if row is None else row[0]
+
+    def run(self, uow, params: dict) -> int:
+        """For statements that return no rows: how many rows they changed."""
+        return uow.driver().run(self, params)
+
+
+class _Rendered:
+    """A statement in one dialect: its SQL in the driver's parameter style and its conversions."""
+
+    def __init__(self, statement: DriverStatement, dialect: Dialect):
+        sql = statement.sql + (" FOR UPDATE" if statement.for_update and dialect.name != "sqlite" else "")
+        if dialect.paramstyle in ("pyformat", "format"):
+            self.sql = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
+        elif dialect.paramstyle in ("named", "qmark"):
+            # sqlite3 takes :name itself; qmark is only what SQLAlchemy renders for it
+            self.sql = sql
+        else:
+            raise NotImplementedError(f"driver parameter style {dialect.paramstyle!r}")
+        self.bind = tuple((name, _faster(kind, dialect, processor)) for name, kind in statement.binds.items()
+                          if (processor := kind.dialect_impl(dialect).bind_processor(dialect)) is not None)
+        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for column in statement.columns]
+        self.convert = tuple((index, processor) for index, processor in enumerate(processors) if processor)
+
+    def params(self, params: dict) -> dict:
+        if self.bind:
+            params = dict(params)
+            for name, processor in self.bind:
+                params[name] = processor(params[name])
+        return params
+
+    def result(self, rows: list) -> list[tuple]:
+        if not self.convert:
+            return rows
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, processor in self.convert:
+                values[index] = processor(values[index])
+            converted.append(tuple(values))
+        return converted
+
+
+_INFO_KEY = "billing.driver_sql"
+
+
+def driver_for(connection) -> "DriverConnection":
+    """The driver connection under a SQLAlchemy connection that has begun its transaction. Kept with
+    the pooled connection, so its cursor (and PostgreSQL's prepared statements) outlive one checkout."""
+    record = connection.connection
+    driver = record.info.get(_INFO_KEY)
+    if driver is None or driver._raw is not record.driver_connection:
+        driver = record.info[_INFO_KEY] = DriverConnection(record.driver_connection, connection.dialect)
+    driver.forget_deferred()  # nothing held back from an earlier transaction counts
+    return driver
+
+
+def send_deferred_first(engine) -> None:
+    """Install on an engine whose driver connections hold statements back: whatever SQLAlchemy or
+    the ORM runs on a connection goes after them, so it lands inside the savepoint it was meant for."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(connection, _cursor, _statement, _parameters, _context, _executemany):
+        driver = connection.connection.info.get(_INFO_KEY)
+        if driver is not None and driver._deferred:
+            driver.send_deferred()
+
+
+def _faster(kind: TypeEngine, dialect: Dialect, processor):
+    """SQLite stores a timestamp as text in SQLAlchemy's format (YYYY-MM-DD HH:MM:SS.ffffff); for a
+    plain datetime `isoformat` writes the same text at half the cost, and SQLAlchemy does the rest."""
+    if dialect.name != "sqlite" or not isinstance(kind, DateTime) or \
+            getattr(kind.dialect_impl(dialect), "_storage_format", None) != _SQLITE_DATETIME:
+        return processor
+
+    def process(value):
+        if type(value) is datetime and value.tzinfo is None and value.year >= 1000:
+            return value.isoformat(" ", "microseconds")
+        return processor(value)
+    return process
+
+
+_SQLITE_DATETIME = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+
+
+class DriverConnection:
+    """The driver connection of one transaction, with one reused cursor.
+
+    On PostgreSQL each statement is a round trip, so the savepoint statements a unit of work opens
+    and releases around every caller of a shared transaction are held back and sent in front of the
+    next statement (`defer`): `RELEASE SAVEPOINT a; SAVEPOINT a` then costs no round trip of its own.
+    Held-back statements take no parameters, and a commit or a rollback makes them moot.
+    """
+
+    def __init__(self, dbapi_connection, dialect: Dialect):
+        self.dialect = dialect
+        self._raw = dbapi_connection
+        self._cursor = dbapi_connection.cursor()
+        self._defers = dialect.name == "postgresql"
+        self._deferred: list[str] = []
+
+    def rows(self, statement: DriverStatement, params: dict) -> list[tuple]:
+        rendered = statement.rendered(self.dialect)
+        cursor = self._cursor
+        if self._deferred:
+            self.send_deferred()
+        cursor.execute(rendered.sql, rendered.params(params))
+        # fetchall, not fetchone: an SQLite statement with RETURNING stays open until it is stepped
+        # to its end, and an open statement would keep COMMIT from finishing.
+        return rendered.result(cursor.fetchall())
+
+    def run(self, statement: DriverStatement, params: dict) -> int:
+        rendered = statement.rendered(self.dialect)
+        if self._deferred:
+            self.send_deferred()
+        self._cursor.execute(rendered.sql, rendered.params(params))
+        return self._cursor.rowcount
+
+    def command(self, sql: str) -> None:
+        """A savepoint statement (no parameters): held back on PostgreSQL, run now elsewhere."""
+        if self._defers:
+            deferred = self._deferred
+            # A savepoint opened and released with nothing in between: neither needs sending.
+            if sql.startswith("RELEASE SAVEPOINT ") and deferred and deferred[-1] == "SAVEPOINT " + sql[18:]:
+                deferred.pop()
+                return
+            deferred.append(sql)
+        else:
+            self._cursor.execute(sql)
+
+    def rollback_to(self, name: str) -> None:
+        """Undo everything since SAVEPOINT `name` and drop the savepoint."""
+        deferred = self._deferred
+        if deferred and deferred[-1] == f"SAVEPOINT {name}":
+            deferred.pop()  # never sent: nothing ran inside it
+            return
+        if self._defers:
+            deferred += [f"ROLLBACK TO SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}"]
+            self.send_deferred()  # now: a failure to undo must surface here, not at a later statement
+        else:
+            self._cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self._cursor.execute(f"RELEASE SAVEPOINT {name}")
+
+    def send_deferred(self) -> None:
+        """Send what was held back, before a statement that is not ours (SQLAlchemy's, the ORM's)."""
+        if self._deferred:
+            # psycopg runs several statements in one string when none of them takes parameters.
+            sql = "; ".join(self._deferred)
+            self._deferred.clear()
+            self._cursor.execute(sql)
+
+    def forget_deferred(self) -> None:
+        """The transaction ends: held-back savepoint statements no longer matter."""
+        self._deferred.clear()

@@ -1,0 +1,195 @@
+"""Group commit: the concurrent writes of one process share one transaction and one commit.
+
+A commit is the dearest part of a short write (PostgreSQL flushes its WAL to disk; SQLite writers
+queue for the one write lock and each pays for its own BEGIN and COMMIT). Callers hand a function
+of a unit of work to `GroupCommitter.submit` and wait. The first caller to find nobody running a
+batch runs one: the queued functions (at most `max_batch`), each in a savepoint of its own, then
+one commit; then it wakes every caller with its own result or exception. A function that raises
+(insufficient balance, a duplicate key, any error) has its savepoint rolled back and gets its
+exception; the others are kept. If the commit itself fails, every caller of the batch gets that
+error and nothing of the batch is kept: no caller hears "done" before its work is durable.
+
+Batches form on their own: whoever arrives while a batch runs waits for the next one, which the
+finished batch's runner hands to the first of them (so no caller runs more than its own batch and
+retries of it). Nobody waits for a batch to fill, and one caller alone switches no thread: it pays
+no more than a commit of its own.
+
+A function run in a batch must use the unit of work it is given: opening its own writer unit of
+work there would wait for the SQLite write lock this batch holds (`Core.uow()` refuses it), and a
+`submit` from inside a batch runs at once in a nested savepoint of the same batch.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from typing import Callable, TypeVar
+
+from .uow import open_writer_transactions
+
+T = TypeVar("T")
+log = logging.getLogger("billing.group_commit")
+
+DEFAULT_MAX_BATCH = 64
+
+
+class _Ticket:
+    """One caller's function, and what became of it."""
+
+    __slots__ = ("fn", "result", "error", "done", "lead", "tries", "_wake")
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.result = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.lead = False  # handed the next batch to run instead of a result
+        self.tries = 0
+        self._wake = threading.Lock()
+        self._wake.acquire()
+
+    def wait(self) -> None:
+        self._wake.acquire()
+
+    def wake(self) -> None:
+        self._wake.release()
+
+    def outcome(self):
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+_COMMITTERS: "weakref.WeakSet[GroupCommitter]" = weakref.WeakSet()
+
+
+class GroupCommitter:
+    """One per database and process (`Core.group_commit`).
+
+    `open_uow` opens the batch's unit of work; `retryable(exc)` says whether a function that failed
+    may run again in the next batch (a deadlock another process's transaction caused), at most
+    `max_tries` times.
+    """
+
+    def __init__(self, open_uow: Callable[[], object], *, max_batch: int = DEFAULT_MAX_BATCH,
+                 retryable: Callable[[BaseException], bool] = lambda exc: False, max_tries: int = 3):
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._open_uow = open_uow
+        self.max_batch = max_batch
+        self._retryable = retryable
+        self._max_tries = max_tries
+        self.batches = 0  # how many batches ran, and how many functions in all: for tests and benchmarks
+        self.members = 0
+        self._reset()
+        _COMMITTERS.add(self)
+
+    def _reset(self) -> None:
+        self._local = threading.local()  # .uow: the batch this thread is running
+        self._mutex = threading.Lock()
+        self._queue: deque[_Ticket] = deque()
+        self._running = False  # a batch is being run, or handed to the next caller to run
+
+    def waiting(self) -> int:
+        """How many callers wait for a batch to start."""
+        return len(self._queue)
+
+    def running_here(self) -> bool:
+        """True inside a function that this thread runs as part of a batch."""
+        return getattr(self._local, "uow", None) is not None
+
+    def submit(self, fn: Callable[[object], T]) -> T:
+        """Run `fn(uow)` in the next batch; its result (or exception) once the batch has committed."""
+        uow = getattr(self._local, "uow", None)
+        if uow is not None:  # called by a function of a batch: part of that caller's work
+            with uow.atomic():
+                return fn(uow)
+        if open_writer_transactions():
+            # Its open transaction may hold what the batch needs (a row lock, SQLite's write lock),
+            # and the batch would wait for it while it waits for the batch.
+            raise RuntimeError("submit() while holding an open writer unit of work: commit or leave it first")
+        ticket = _Ticket(fn)
+        with self._mutex:
+            self._queue.append(ticket)
+            lead = not self._running
+            self._running = True
+        if not lead:
+            ticket.wait()
+            if not ticket.lead:
+                return ticket.outcome()
+        self._lead(ticket)
+        return ticket.outcome()
+
+    def _lead(self, mine: _Ticket) -> None:
+        """Run batches until `mine` is done, then hand the queue to its first caller (or stop)."""
+        while not mine.done:  # more than once only when its function is retried
+            with self._mutex:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+            try:
+                self._run(batch)
+            finally:
+                again = [ticket for ticket in batch if not ticket.done]  # a retry: first in the next batch
+                following = None
+                with self._mutex:
+                    self._queue.extendleft(reversed(again))
+                    if not self._queue:
+                        self._running = False
+                    elif mine.done:
+                        following = self._queue[0]
+                        following.lead = True
+                # The next batch first: the callers woken below queue for the one after it.
+                if following is not None:
+                    following.wake()
+                for ticket in batch:
+                    if ticket.done and ticket is not mine:
+                        ticket.wake()
+
+    def _run(self, batch: list[_Ticket]) -> None:
+        self.batches += 1
+        self.members += len(batch)
+        try:
+            with self._open_uow() as uow:
+                self._local.uow = uow
+                try:
+                    if len(batch) == 1:  # alone: its own transaction is its savepoint
+                        self._run_one(uow, batch[0], uow.atomic)
+                    else:
+                        with uow.atomic():
+                            for ticket in batch:
+                                self._run_one(uow, ticket, uow.isolated)
+                finally:
+                    self._local.uow = None
+        except BaseException as exc:
+            # The transaction could not commit: nothing of the batch is kept, so nobody's work is done.
+            log.warning("group commit of %d failed: %s", len(batch), exc)
+            for ticket in batch:
+                ticket.result, ticket.error = None, exc
+                ticket.done = True
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for ticket in batch:
+            if ticket.error is not None and ticket.tries < self._max_tries and self._retryable(ticket.error):
+                ticket.error = None  # runs again in the next batch
+                continue
+            ticket.done = True
+
+    @staticmethod
+    def _run_one(uow, ticket: _Ticket, savepoint) -> None:
+        ticket.tries += 1
+        try:
+            with savepoint():
+                ticket.result = ticket.fn(uow)
+        except Exception as exc:  # undone by its savepoint; the others go on
+            ticket.result, ticket.error = None, exc
+
+
+def _after_fork_in_child() -> None:
+    # The batches of the parent's threads do not run here: start from nothing.
+    for committer in list(_COMMITTERS):
+        committer._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

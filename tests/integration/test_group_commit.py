@@ -1,0 +1,180 @@
+"""Group commit on SQLite and a real PostgreSQL: concurrent charges share a transaction and a commit,
+each in its own savepoint, and nobody hears "done" before the commit is."""
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from billing import services
+from billing.errors import InsufficientBalance
+from billing.models import Operation
+from tests.unit.group_commit_support import in_one_batch
+
+RICH, POOR, OTHER = "+994501234567", "+994501111111", "+994502222222"
+THREADS = 20
+
+
+def open_lines(core):
+    with core.uow() as uow, uow.atomic():
+        services.add_subscriber(uow, RICH, "prepaid", balance=Decimal("10.00"))
+        services.add_subscriber(uow, POOR, "prepaid", balance=Decimal("0.01"))
+        services.add_subscriber(uow, OTHER, "prepaid", balance=Decimal("5.00"))
+
+
+def balance(core, msisdn):
+    with core.reader() as uow:
+        return services.balance_report(uow, msisdn).balance
+
+
+def keys_kept(core, *keys):
+    """Which of these idempotency keys another connection sees committed."""
+    with core.reader() as uow:
+        return set(uow.session.scalars(select(Operation.key).where(Operation.key.in_(keys))))
+
+
+def charge(msisdn, key):
+    return lambda uow: services.charge_sms(uow, msisdn, "2112", key)
+
+
+def assert_audit_clean(core):
+    with core.reader() as uow:
+        assert services.audit(uow) == []
+
+
+def test_twenty_threads_charging_one_line_through_group_commit_end_at_the_exact_balance(any_core):
+    open_lines(any_core)
+    per_thread = 5
+    seen_committed = []
+
+    def caller(i):
+        for j in range(per_thread):
+            key = f"t{i}-{j}"
+            result = any_core.group_commit.submit(charge(RICH, key))
+            assert not result.duplicate
+            # Back from submit means committed: another connection already sees it.
+            seen_committed.append(bool(keys_kept(any_core, key)))
+
+    batches_before = any_core.group_commit.batches
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(caller, range(THREADS)))
+    assert balance(any_core, RICH) == Decimal("10.00") - Decimal("0.02") * THREADS * per_thread
+    assert all(seen_committed) and len(seen_committed) == THREADS * per_thread
+    assert any_core.group_commit.batches - batches_before < THREADS * per_thread  # some shared a commit
+    assert_audit_clean(any_core)
+
+
+def _charge_from_another_process(url: str, tag: str, count: int) -> None:
+    from billing.clock import FixedClock
+    from billing.core import Core
+    from tests.conftest import START
+
+    core = Core(url, clock=FixedClock(START))
+    with ThreadPoolExecutor(4) as pool:  # several callers per process, so batches form in each
+        list(pool.map(lambda n: core.group_commit.submit(charge(RICH, f"{tag}-{n}")), range(count)))
+    core.dispose()
+
+
+def test_four_processes_charging_one_line_through_group_commit_end_at_the_exact_balance(any_core):
+    open_lines(any_core)
+    any_core.dispose()  # no pooled connection of this process is handed to the children
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=_charge_from_another_process, args=(any_core.db_url, f"p{i}", 40))
+               for i in range(3)]
+    for worker in workers:
+        worker.start()
+    _charge_from_another_process(any_core.db_url, "parent", 40)
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    assert balance(any_core, RICH) == Decimal("10.00") - Decimal("0.02") * 160
+    assert_audit_clean(any_core)
+
+
+def test_a_refused_charge_in_a_batch_leaves_the_others_committed(any_core):
+    open_lines(any_core)
+    with any_core.uow() as uow:
+        services.charge_sms(uow, OTHER, "2112", key="paid-before")
+
+    def charge_then_reuse_a_key(uow):
+        # Work first, then a duplicate key at the database: the whole step must be undone.
+        services.charge_sms(uow, OTHER, "2112", key="undone")
+        uow.session.add(Operation(key="paid-before", kind="test", created_at=uow.clock.now()))
+        uow.session.flush()
+
+    outcomes = in_one_batch(any_core, [
+        charge(RICH, "ok-1"),
+        charge(POOR, "too-poor"),
+        charge_then_reuse_a_key,
+        charge(OTHER, "paid-before"),  # a retry of a request already paid
+        charge(RICH, "ok-2"),
+    ])
+    ok_1, too_poor, reused, retry, ok_2 = outcomes
+    assert ok_1.error is None and ok_2.error is None
+    assert (ok_1.result.fee, ok_1.result.duplicate) == (Decimal("0.02"), False)
+    assert isinstance(too_poor.error, InsufficientBalance)
+    assert isinstance(reused.error, IntegrityError)
+    assert retry.error is None and retry.result.duplicate and retry.result.fee == Decimal("0.02")
+    assert balance(any_core, RICH) == Decimal("9.96")
+    assert balance(any_core, POOR) == Decimal("0.01")
+    assert balance(any_core, OTHER) == Decimal("4.98")  # only the charge made before the batch
+    assert keys_kept(any_core, "ok-1", "ok-2", "too-poor", "undone") == {"ok-1", "ok-2"}
+    assert_audit_clean(any_core)
+
+
+def test_when_the_commit_fails_every_caller_of_the_batch_gets_the_error_and_nothing_is_kept(any_core):
+    open_lines(any_core)
+    with any_core.uow() as uow:
+        # Checked only at COMMIT, on both databases: the batch's statements all succeed, its commit not.
+        uow.connection().exec_driver_sql(
+            "CREATE TABLE commit_check (line_id INTEGER REFERENCES subscriber (id) DEFERRABLE INITIALLY DEFERRED)")
+        uow.commit()
+
+    def breaks_the_commit(uow):
+        uow.connection().exec_driver_sql("INSERT INTO commit_check (line_id) VALUES (-1)")
+        return "looked fine"
+
+    outcomes = in_one_batch(any_core, [charge(RICH, "c1"), breaks_the_commit, charge(OTHER, "c2"),
+                                        charge(POOR, "refused-anyway")])
+    assert all(isinstance(outcome.error, IntegrityError) for outcome in outcomes), outcomes
+    assert all(outcome.result is None for outcome in outcomes)
+    assert (balance(any_core, RICH), balance(any_core, OTHER)) == (Decimal("10.00"), Decimal("5.00"))
+    assert keys_kept(any_core, "c1", "c2") == set()
+    # The committer goes on: the next batch commits.
+    assert any_core.group_commit.submit(charge(RICH, "after")).fee == Decimal("0.02")
+    assert balance(any_core, RICH) == Decimal("9.98")
+    assert_audit_clean(any_core)
+
+
+def test_twins_of_one_request_in_one_batch_are_answered_once(any_core):
+    open_lines(any_core)
+    runs = []
+
+    def compute(uow):
+        runs.append(1)
+        fee = services.charge_sms(uow, RICH, "2112", key="sms-1").fee
+        return {"text": f"fee {fee}"}
+
+    twins = [lambda uow: services.answer_once(any_core, "sms-1", compute)] * 3
+    outcomes = in_one_batch(any_core, twins)
+    assert [o.result for o in outcomes] == [({"text": "fee 0.0200"}, False)] + [({"text": "fee 0.0200"}, True)] * 2
+    assert runs == [1]
+    assert balance(any_core, RICH) == Decimal("9.98")
+
+
+@pytest.mark.parametrize("threads", [8])
+def test_answers_kept_through_group_commit_match_the_charges(any_core, threads):
+    open_lines(any_core)
+
+    def caller(i):
+        return services.answer_once(
+            any_core, f"req-{i % 10}",
+            lambda uow: {"fee": str(services.charge_sms(uow, RICH, "2112", key=f"req-{i % 10}").fee)})
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(caller, range(40)))
+    assert sum(not from_memory for _, from_memory in results) == 10
+    assert balance(any_core, RICH) == Decimal("10.00") - Decimal("0.02") * 10
+    assert_audit_clean(any_core)
