@@ -82,7 +82,7 @@ class SelfcareServe:
             # its own session: if the parent ever had to be killed, its children go with the group
             process = subprocess.Popen(argv, cwd=REPO, env=environment, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-        served = cls(process, agi_port, http_port, processes or default_processes(), log_path)
+        served = cls(process, agi_port, http_port, processes or default_processes(db_url), log_path)
         try:
             served._wait_listening(timeout_s)
         except BaseException:

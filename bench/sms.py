@@ -49,7 +49,7 @@ class Config:
     """How `selfcare serve` and smsbox are set up for a run."""
 
     name: str
-    processes: int | None = None  # None: serve's default (one per core)
+    processes: int | None = None  # None: serve's default (per core, by database)
     env: dict = field(default_factory=dict)
     kannel_pending: int = KANNEL_DEFAULT_PENDING
 

@@ -442,7 +442,7 @@ def say(kind, value, lang):
 
 @cli.command()
 @click.option("--processes", type=click.IntRange(min=1), envvar="SELFCARE_PROCESSES", default=None,
-              help="serving processes sharing the two ports [default: one per core]")
+              help="serving processes sharing the two ports [default: one per core on SQLite, two on PostgreSQL]")
 @pass_ctx
 def serve(c: Context, processes):
     """FastAGI on $SELFCARE_AGI and HTTP on $SELFCARE_HTTP, plus the background worker."""

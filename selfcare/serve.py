@@ -1,7 +1,7 @@
 """One process tree: N serving processes (HTTP under Granian and FastAGI each) and the worker.
 
 The parent is Granian's supervisor (`granian.server.mp.MPServer`) with the worker thread beside it.
-It forks N serving processes (default: one per core); in each, Granian's Rust runtime owns the
+It forks N serving processes (default: one per core on SQLite, two on PostgreSQL); in each, Granian's Rust runtime owns the
 HTTP connections (accepting, keep-alive, parsing: no Python loop walks them) and hands each
 request to a few Python threads running the Flask app, and an asyncio loop serves FastAGI
 (ivr.fastagi). Both ports are shared by the N processes with SO_REUSEPORT, so the kernel spreads
@@ -32,13 +32,18 @@ from selfcare.config import Settings
 
 log = logging.getLogger("selfcare.serve")
 
-# Python threads per serving process running the Flask app (Granian's "blocking threads"); the
-# connections themselves are Granian's, in Rust, however many Kannel keeps open. Measured
-# (bench/README.md): on SQLite every charge queues for the one write lock, and a second thread in
-# the process only slows the holder down (it must win the GIL back after each SQLite call); on
-# PostgreSQL threads overlap their commits' WAL flushes.
-HTTP_THREADS_SQLITE = 1
-HTTP_THREADS_POSTGRESQL = 16
+# Python threads per serving process running the Flask app (Granian's "blocking threads"), and
+# serving processes per core; the connections themselves are Granian's, in Rust, however many
+# Kannel keeps open. Measured through a real Kannel on the group-commit charge path
+# (bench/README.md): on SQLite 2 processes × 4 threads (1,097 SMS/s; × 1 thread 606/s, × 8 931/s,
+# 3 × 4 952/s): the threads of a process share one commit, the processes queue for the one write
+# lock. On PostgreSQL 4 processes × 8 threads (621/s; 2 × 8 403/s, 4 × 4 562/s, 6 × 8 405/s): a
+# process runs its batch of charges statement by statement, so twice as many processes as cores
+# keep both the CPUs and the database busy.
+HTTP_THREADS_SQLITE = 4
+HTTP_THREADS_POSTGRESQL = 8
+PROCESSES_PER_CORE_SQLITE = 1
+PROCESSES_PER_CORE_POSTGRESQL = 2
 
 
 def http_threads(db_url: str) -> int:
@@ -47,22 +52,6 @@ def http_threads(db_url: str) -> int:
     if configured:
         return max(1, int(configured))
     return HTTP_THREADS_SQLITE if db_url.startswith("sqlite") else HTTP_THREADS_POSTGRESQL
-
-# Granian's backpressure counts connections, not requests: each process must take the whole of
-# Kannel's keep-alive pool (max-pending-requests, 512 by default) or Kannel's requests fail.
-HTTP_CONNECTION_LIMIT = 2048
-HTTP_BACKLOG = 2048
-LOG_LEVEL = os.environ.get("SELFCARE_LOG_LEVEL", "INFO").upper()  # INFO: a line per decision
-STOP_TIMEOUT_S = 20  # a serving process still running then is killed
-READY_TIMEOUT_S = 60
-
-# Granian logs through `_granian` to stdout by default; stdout carries our ready line, so its
-# records go to the root logger (stderr, numbers masked) like ours. No access log.
-GRANIAN_LOGGING = {
-    "formatters": {},
-    "handlers": {},
-    "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True, "level": "WARNING"}},
-}
 
 
 class _KnownGranianAdvice(logging.Filter):
@@ -76,12 +65,17 @@ class _KnownGranianAdvice(logging.Filter):
 logging.getLogger("_granian").addFilter(_KnownGranianAdvice())
 
 
-def default_processes() -> int:
-    """One serving process per core (bench/README.md: SMS and FastAGI both scale with it)."""
+def cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def default_processes(db_url: str = "sqlite://") -> int:
+    """Serving processes when --processes is not given: the measured best for the database."""
+    per_core = PROCESSES_PER_CORE_SQLITE if db_url.startswith("sqlite") else PROCESSES_PER_CORE_POSTGRESQL
+    return per_core * cores()
 
 
 def _log_through_a_queue() -> QueueListener:
@@ -217,7 +211,7 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
     from granian.log import LogLevels
 
     settings = settings or Settings.from_env()
-    processes = default_processes() if processes is None else processes
+    processes = default_processes(core.db_url) if processes is None else processes
     if processes < 1:
         raise ValueError("processes must be at least 1")
     host, port = settings.http

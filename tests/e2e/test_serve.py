@@ -88,7 +88,7 @@ def served(request, tmp_path):
     try:
         assert read_ready_line(process) == f"selfcare ready: http://127.0.0.1:{http}/health\n"
         wait_until_up(http, process)
-        # ready means every serving process listens on both ports (the default: one per core)
+        # ready means every serving process listens on both ports (the default on SQLite: one per core)
         expected = request.param or len(os.sched_getaffinity(0))
         assert (listening_sockets(http), listening_sockets(agi)) == (expected, expected)
         yield db, http, agi
