@@ -54,6 +54,23 @@ def http_threads(db_url: str) -> int:
     return HTTP_THREADS_SQLITE if db_url.startswith("sqlite") else HTTP_THREADS_POSTGRESQL
 
 
+# Granian's backpressure counts connections, not requests: each process must take the whole of
+# Kannel's keep-alive pool (max-pending-requests, 512 by default) or Kannel's requests fail.
+HTTP_CONNECTION_LIMIT = 2048
+HTTP_BACKLOG = 2048
+LOG_LEVEL = os.environ.get("SELFCARE_LOG_LEVEL", "INFO").upper()  # INFO: a line per decision
+STOP_TIMEOUT_S = 20  # a serving process still running then is killed
+READY_TIMEOUT_S = 60
+
+# Granian logs through `_granian` to stdout by default; stdout carries our ready line, so its
+# records go to the root logger (stderr, numbers masked) like ours. No access log.
+GRANIAN_LOGGING = {
+    "formatters": {},
+    "handlers": {},
+    "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True, "level": "WARNING"}},
+}
+
+
 class _KnownGranianAdvice(logging.Filter):
     """Granian advises against more than 2 × cores + 1 Python threads; on PostgreSQL ours wait for
     commits, not for the CPU (measured), so the advice is noise in our log."""
