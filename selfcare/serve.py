@@ -72,11 +72,14 @@ GRANIAN_LOGGING = {
 
 
 class _KnownGranianAdvice(logging.Filter):
-    """Granian advises against more than 2 × cores + 1 Python threads; on PostgreSQL ours wait for
-    commits, not for the CPU (measured), so the advice is noise in our log."""
+    """Granian advises against more Python threads than 2 × cores + 1 and more processes than
+    cores; ours wait for the database, not for the CPU (measured: PostgreSQL's best is two
+    processes a core), so the advice is noise in our log."""
+
+    ADVICE = ("Configuration allows spawning up to", "Configured number of workers appears to be higher")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Configuration allows spawning up to")
+        return not record.getMessage().startswith(self.ADVICE)
 
 
 logging.getLogger("_granian").addFilter(_KnownGranianAdvice())
