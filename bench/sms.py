@@ -63,8 +63,8 @@ class Config:
 CONFIGS = {
     # `selfcare serve` with nothing set, behind Kannel with nothing set
     "default": Config("default"),
-    # docs/operations.md: what we recommend (serve's defaults, smsbox's pool of 32 connections)
-    "production": Config("production", kannel_pending=32),
+    # docs/operations.md: what we recommend (serve's defaults, smsbox's pool of 64 connections)
+    "production": Config("production", kannel_pending=64),
 }
 
 
