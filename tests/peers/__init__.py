@@ -10,7 +10,7 @@
     audio.py            what a caller heard: speech or not
     kannel.py           bearerbox + smsbox + fakesmsc in front of our HTTP app
     fakesmsc_log.py     the MT messages fakesmsc received, decoded and reassembled
-    app_server.py       a WSGI app under waitress in a thread
+    app_server.py       a WSGI app under waitress in a thread (the harness; `selfcare serve` runs Granian)
     postgres.py         throwaway databases on the real PostgreSQL
     ports.py            free loopback ports
     errors.py           what a peer raises once it is up
