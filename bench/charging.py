@@ -1,39 +1,76 @@
-"""Charges per second through the billing service layer (the same code every channel calls).
+"""Charges per second through the billing service layer (the same code every channel calls), beside
+the ceiling of the same statements run on the bare driver.
 
-    python bench/charging.py [--sqlite PATH] [--pg URL] [--charges N]
+    python bench/charging.py [--pg ADMIN_URL] [--charges N] [--threads 1,8,32] [--only sqlite|postgresql]
 
-Each charge is a real `charge_sms` on its own unit of work: lock the line, claim the idempotency
-key, post the ledger entry, update the balance, commit. Lines are spread over 1,000 subscribers.
+Each charge is a real `charge_sms`: lock the line, claim the idempotency key, increment the balance,
+write the ledger entry, commit. Lines are spread over 1,000 subscribers. Runs, per database:
+
+- `direct`: each charge on its own unit of work (`with core.uow() as uow: charge_sms(...)`);
+- `group commit`: each charge handed to `core.group_commit.submit`, which runs the charges of
+  concurrent callers in one transaction (a savepoint each) with one commit;
+- the ceiling: the very statements of the code path (the same SQL text) on a bare sqlite3 or psycopg
+  connection from one thread, one commit per charge and then 64 charges a commit, each in a
+  savepoint as group commit runs them. No Python of ours runs there, so it is the floor of the cost.
+
+PostgreSQL: `--pg` is an admin URL (a role that may create databases, as `scripts/test-postgres`
+prints); the run gets a fresh database, dropped at the end. Every run ends with `audit`.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
-from billing import services
-from billing.clock import FixedClock
-from billing.core import Core
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.serving import load_average, machine  # noqa: E402
+from billing import ledger, lines, services  # noqa: E402
+from billing.clock import FixedClock  # noqa: E402
+from billing.core import Core  # noqa: E402
 
 LINES = 1000
+RAW_BATCH = 64
+NOW = datetime(2026, 11, 22, 12)
+
+
+def msisdn(n: int) -> str:
+    return f"+99450{n % LINES:07d}"
 
 
 def prepare(url: str) -> Core:
-    core = Core(url, clock=FixedClock(datetime(2026, 11, 22, 12)))
+    core = Core(url, clock=FixedClock(NOW))
     core.upgrade_schema()
-    with core.uow() as uow:
+    with core.uow() as uow, uow.atomic():
         for i in range(LINES):
-            services.add_subscriber(uow, f"+99450{i:07d}", "prepaid", balance=Decimal("1000"))
+            services.add_subscriber(uow, msisdn(i), "prepaid", balance=Decimal("1000"))
     return core
 
 
-def run(core: Core, charges: int, threads: int, tag: str) -> float:
+def server_cpu_seconds() -> float | None:
+    """CPU time of every PostgreSQL process on this machine (the server shares our two cores)."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() not in ("postgres", "postmaster"):
+                    continue
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / ticks
+
+
+def through_the_service(core: Core, charges: int, threads: int, tag: str, grouped: bool) -> float:
     counter = iter(range(charges))
     lock = threading.Lock()
 
@@ -43,8 +80,12 @@ def run(core: Core, charges: int, threads: int, tag: str) -> float:
                 n = next(counter, None)
             if n is None:
                 return
-            with core.uow() as uow:
-                services.charge_sms(uow, f"+99450{n % LINES:07d}", "2112", key=f"{tag}:{n}")
+            number, key = msisdn(n), f"{tag}:{n}"
+            if grouped:
+                core.group_commit.submit(lambda uow: services.charge_sms(uow, number, "2112", key))
+            else:
+                with core.uow() as uow:
+                    services.charge_sms(uow, number, "2112", key)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
@@ -52,29 +93,133 @@ def run(core: Core, charges: int, threads: int, tag: str) -> float:
     return charges / (time.perf_counter() - start)
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    mem = next((int(line.split()[1]) // 1024 // 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    return f"{os.cpu_count()} cores, {cpu}, {mem} GiB RAM, Python {platform.python_version()}"
+class BareDriver:
+    """The charge path's own statements (their SQL text, rendered for this database) on a bare
+    driver connection: the snapshot of the line with its lock, the claim, the increment, the entry
+    (on PostgreSQL the last three are the one statement the code path sends)."""
+
+    def __init__(self, core: Core):
+        dialect = core.engine.dialect
+        self.postgres = dialect.name == "postgresql"
+        self.line = lines._ROW_BY_NUMBER_LOCKED.rendered(dialect)
+        self.claim = ledger._CLAIM.rendered(dialect)
+        self.increment = ledger._INCREMENT["balance"].rendered(dialect)
+        self.entry = ledger._ENTRY.rendered(dialect)
+        self.claim_and_post = ledger._CLAIM_AND_POST["balance"].rendered(dialect)
+        url = core.engine.url
+        if self.postgres:
+            import psycopg
+            self.connection = psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+        else:
+            import sqlite3
+            self.connection = sqlite3.connect(url.database, isolation_level=None)
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+        self.cursor = self.connection.cursor()
+
+    def begin(self):
+        if not self.postgres:
+            self.cursor.execute("BEGIN IMMEDIATE")  # psycopg begins by itself
+
+    def commit(self):
+        if self.postgres:
+            self.connection.commit()
+        else:
+            self.cursor.execute("COMMIT")
+
+    def charge(self, n: int, tag: str):
+        cursor = self.cursor
+        cursor.execute(self.line.sql, {"msisdn": msisdn(n)})
+        line_id = cursor.fetchall()[0][0]
+        params = {"key": f"{tag}:{n}", "kind": "sms:2112", "line_id": line_id, "subscriber_id": line_id,
+                  "delta": -200, "account": "balance", "entry_kind": "sms:2112", "created_at": NOW}
+        if self.postgres:
+            cursor.execute(self.claim_and_post.sql, self.claim_and_post.params(params))
+            cursor.fetchall()
+            return
+        cursor.execute(self.claim.sql, self.claim.params(params))
+        params["operation_id"] = cursor.fetchall()[0][0]
+        cursor.execute(self.increment.sql, params)
+        cursor.fetchall()
+        cursor.execute(self.entry.sql, self.entry.params(params))
+
+    def one_commit_each(self, charges: int, tag: str) -> float:
+        start = time.perf_counter()
+        for n in range(charges):
+            self.begin()
+            self.charge(n, tag)
+            self.commit()
+        return charges / (time.perf_counter() - start)
+
+    def batched(self, charges: int, tag: str) -> float:
+        start = time.perf_counter()
+        for first in range(0, charges, RAW_BATCH):
+            self.begin()
+            for n in range(first, min(charges, first + RAW_BATCH)):
+                if self.postgres:  # one round trip between two charges, as the unit of work sends them
+                    self.cursor.execute("SAVEPOINT m" if n == first else "RELEASE SAVEPOINT m; SAVEPOINT m")
+                else:
+                    self.cursor.execute("SAVEPOINT m")
+                self.charge(n, tag)
+                if not self.postgres:
+                    self.cursor.execute("RELEASE SAVEPOINT m")
+            self.commit()
+        return charges / (time.perf_counter() - start)
+
+    def close(self):
+        self.connection.close()
+
+
+def bench(name: str, url: str, args) -> None:
+    print(f"{name}: load average {load_average()}", flush=True)
+    core = prepare(url)
+    if name == "postgresql":
+        with core.uow() as uow:
+            setting = uow.connection().exec_driver_sql("SHOW synchronous_commit").scalar()
+        print(f"  synchronous_commit = {setting}")
+    threads = [int(t) for t in args.threads.split(",")]
+    for grouped in (False, True):
+        label = "group commit" if grouped else "direct"
+        for count in threads if grouped else threads[:2]:
+            before = (core.group_commit.batches, core.group_commit.members)
+            cpu, server = time.process_time(), server_cpu_seconds() if name == "postgresql" else 0
+            rate = through_the_service(core, args.charges, count, f"{name}-{label}-{count}", grouped)
+            cpu = (time.process_time() - cpu) / args.charges * 1e6
+            server = (server_cpu_seconds() - server) / args.charges * 1e6 if name == "postgresql" else None
+            batches = core.group_commit.batches - before[0]
+            shape = f", {(core.group_commit.members - before[1]) / batches:.1f} a commit" if batches else ""
+            where = f"CPU/charge: ours {cpu:.0f} us" + (f", server {server:.0f} us" if server is not None else "")
+            print(f"  {label:13} {count:2} thread(s): {rate:8.0f} charges/s   ({where}{shape}; "
+                  f"load {load_average()})", flush=True)
+    raw = BareDriver(core)
+    try:
+        print(f"  ceiling, bare driver, one commit per charge: {raw.one_commit_each(args.charges, 'raw1'):8.0f} charges/s")
+        print(f"  ceiling, bare driver, {RAW_BATCH} a commit (savepoints): {raw.batched(args.charges, 'rawb'):8.0f} charges/s")
+    finally:
+        raw.close()
+    with core.reader() as uow:
+        assert services.audit(uow) == [], "ledger mismatch after the benchmark"
+    core.dispose()
+    print(f"  audit clean; load average {load_average()}", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pg", default=os.environ.get("SELFCARE_BENCH_PG"))
+    parser.add_argument("--pg", default=os.environ.get("SELFCARE_BENCH_PG"), help="admin URL of a PostgreSQL")
     parser.add_argument("--charges", type=int, default=20000)
+    parser.add_argument("--threads", default="1,8,32", help="thread counts (direct runs the first two)")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"))
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    targets = [("sqlite", f"sqlite:///{tempfile.mkdtemp()}/bench.db")]
-    if args.pg:
-        targets.append(("postgresql", args.pg))
-    for name, url in targets:
-        core = prepare(url)
-        for threads in (1, 8):
-            rate = run(core, args.charges, threads, f"{name}-{threads}")
-            print(f"{name:10} {threads} thread(s): {rate:8.0f} charges/s")
-        with core.uow() as uow:
-            assert services.audit(uow) == [], "ledger mismatch after the benchmark"
-        core.dispose()
+    if args.only != "postgresql":
+        bench("sqlite", f"sqlite:///{tempfile.mkdtemp()}/bench.db", args)
+    if args.pg and args.only != "sqlite":
+        from tests.peers.postgres import ThrowawayDatabases
+
+        databases = ThrowawayDatabases(args.pg, prefix="bench_charging")
+        try:
+            bench("postgresql", databases.create(), args)
+        finally:
+            databases.drop_all()
 
 
 if __name__ == "__main__":

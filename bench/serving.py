@@ -17,30 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfcare.serve import default_processes
+from selfcare.serve import default_processes, listening_sockets
 from tests.peers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SELFCARE = REPO / ".venv" / "bin" / "selfcare"
-LISTEN = "0A"  # TCP state in /proc/net/tcp
-
-
-def listening_sockets(port: int) -> int:
-    """How many sockets listen on `port` (several with SO_REUSEPORT: one per serving process)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as rows:
-                next(rows)
-                for row in rows:
-                    fields = row.split()
-                    if fields[3] == LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        count += 1
-        except FileNotFoundError:
-            continue
-    return count
-
-
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 

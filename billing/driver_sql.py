@@ -148,9 +148,10 @@ class DriverConnection:
     """The driver connection of one transaction, with one reused cursor.
 
     On PostgreSQL each statement is a round trip, so the savepoint statements a unit of work opens
-    and releases around every caller of a shared transaction are held back and sent in front of the
-    next statement (`defer`): `RELEASE SAVEPOINT a; SAVEPOINT a` then costs no round trip of its own.
-    Held-back statements take no parameters, and a commit or a rollback makes them moot.
+    and releases around every caller of a shared transaction are held back (`command`) and sent
+    together just before the next statement: `RELEASE SAVEPOINT a; SAVEPOINT a` is one round trip
+    instead of two, and a savepoint with nothing run inside it is never sent. Held-back statements
+    take no parameters, and a commit or a rollback makes them moot.
     """
 
     def __init__(self, dbapi_connection, dialect: Dialect):
@@ -166,8 +167,7 @@ class DriverConnection:
         if self._deferred:
             self.send_deferred()
         cursor.execute(rendered.sql, rendered.params(params))
-        # fetchall, not fetchone: an SQLite statement with RETURNING stays open until it is stepped
-        # to its end, and an open statement would keep COMMIT from finishing.
+        # fetchall steps the statement to its end: nothing is left half-read on the shared cursor.
         return rendered.result(cursor.fetchall())
 
     def run(self, statement: DriverStatement, params: dict) -> int:

@@ -1,6 +1,7 @@
 """The only code that changes money: operations (idempotency) and ledger postings.
 
-Every balance column moves only through `post`, in the same transaction as its ledger entry,
+Every balance column moves only through `post` (or `claim_and_post`, which on PostgreSQL claims,
+increments and writes the entry in one statement), in the same transaction as its ledger entry,
 so `column == sum(entries)` holds by construction and `audit` can prove it.
 """
 from __future__ import annotations

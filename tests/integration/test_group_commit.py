@@ -104,14 +104,23 @@ def test_a_refused_charge_in_a_batch_leaves_the_others_committed(any_core):
         uow.session.add(Operation(key="paid-before", kind="test", created_at=uow.clock.now()))
         uow.session.flush()
 
+    def core_statement_first_then_fails(uow):
+        # Its first statement is SQLAlchemy's, not the driver's: it must still land in its savepoint.
+        uow.connection().exec_driver_sql(f"UPDATE subscriber SET language = 'ru' WHERE msisdn = '{OTHER}'")
+        raise ZeroDivisionError("refused after writing")
+
     outcomes = in_one_batch(any_core, [
         charge(RICH, "ok-1"),
         charge(POOR, "too-poor"),
         charge_then_reuse_a_key,
+        core_statement_first_then_fails,
         charge(OTHER, "paid-before"),  # a retry of a request already paid
         charge(RICH, "ok-2"),
     ])
-    ok_1, too_poor, reused, retry, ok_2 = outcomes
+    ok_1, too_poor, reused, failed, retry, ok_2 = outcomes
+    assert isinstance(failed.error, ZeroDivisionError)
+    with any_core.reader() as uow:
+        assert services.balance_report(uow, OTHER).language == "az"
     assert ok_1.error is None and ok_2.error is None
     assert (ok_1.result.fee, ok_1.result.duplicate) == (Decimal("0.02"), False)
     assert isinstance(too_poor.error, InsufficientBalance)

@@ -154,7 +154,8 @@ def test_a_balance_notification_goes_out_through_sendsms_as_flash(kannel_world):
 
     mt = peer.expect("+994501110005")
     assert sent >= 1
-    assert mt.text == "Баланс изменился на +5.00 AZN (пополнение). Новый баланс: 6.00 AZN."
+    assert mt.text == ("Баланс пополнен (пополнение): +5.00 AZN. Баланс: 6.00 AZN. "
+                       "Мы никогда не просим вернуть деньги.")
     assert peer.sent_flags("+994501110005")[-1] == ("0", "2")
     assert Dispatcher(transport).run(core) == 0  # marked sent: never twice
 
@@ -180,7 +181,7 @@ def test_a_notification_asks_for_delivery_reports_and_kannel_s_reports_are_recor
 
     assert Dispatcher(transport).run(core) >= 1
     mt = peer.expect("+994501110006")
-    assert mt.text == "Your balance changed by +5.00 AZN (top-up). New balance: 6.00 AZN."
+    assert mt.text == "Balance topped up (top-up): +5.00 AZN. New balance: 6.00 AZN. We never ask you to send money back."
 
     def message():
         with core.uow() as uow:
