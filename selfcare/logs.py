@@ -1,27 +1,126 @@
-"""Log output with no personal number in it, whatever a log call or a traceback carries.
+"""Log output with no personal number in it, whatever a log call or a traceback carries; plain
+lines by default, one JSON object a line with SELFCARE_LOG_FORMAT=json.
 
 Services mask the numbers they log (billing.msisdn.mask), but an exception's message, an AGI
-environment line or an idempotency key can carry one too; the formatter runs the finished line,
+environment line or an idempotency key can carry one too; both formatters run the finished line,
 traceback included, through billing.msisdn.mask_numbers.
+
+Each line carries the id of the request or call it was logged for (`request_id`, `call_id`) and the
+caller's masked number (`number`), set by the channel adapter with `bound(...)`. They live in a
+context variable, and are copied onto each record when it is made: `selfcare serve` formats records
+later, in its log-writer thread, where the request's context is gone.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+import os
 
-from billing.msisdn import mask_numbers
+from billing.msisdn import mask, mask_numbers
 
 FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+FORMAT_ENV = "SELFCARE_LOG_FORMAT"  # "plain" (default) or "json"
+
+_context: contextvars.ContextVar[dict] = contextvars.ContextVar("selfcare_log_context", default={})
+
+
+@contextlib.contextmanager
+def bound(*, number: str | None = None, **ids: str):
+    """Within the block, every line logged in this context carries `ids` and the masked `number`."""
+    values = {**_context.get(), **{k: v for k, v in ids.items() if v}}
+    if number:
+        values["number"] = mask(number)
+    token = _context.set(values)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current() -> dict:
+    return _context.get()
+
+
+def _with_context(factory):
+    def make_record(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        record.selfcare = _context.get()
+        return record
+
+    make_record.selfcare_context = True
+    return make_record
+
+
+def _capture_context() -> None:
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "selfcare_context", False):
+        logging.setLogRecordFactory(_with_context(factory))
 
 
 class MaskingFormatter(logging.Formatter):
+    """The plain line, with the request's ids appended as `key=value`."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return mask_numbers(super().format(record))
+        line = super().format(record)
+        context = getattr(record, "selfcare", None)
+        if context:
+            head, newline, rest = line.partition("\n")  # after the message, before a traceback
+            line = head + "".join(f" {key}={value}" for key, value in context.items()) + newline + rest
+        return mask_numbers(line)
 
 
-def configure(level: int) -> None:
-    """The process's logging: one stream handler on stderr, numbers masked."""
+def json_formatter() -> logging.Formatter:
+    """One JSON object a line: time (ISO 8601, UTC), level, logger, pid, message, the request's
+    ids and masked number, and `exception` with the traceback when there is one."""
+    import structlog
+
+    def from_record(_logger, _name, event_dict):
+        record = event_dict["_record"]
+        event_dict["logger"] = record.name
+        event_dict["pid"] = record.process
+        event_dict.update(getattr(record, "selfcare", None) or {})
+        return event_dict
+
+    def masked(_logger, _name, event_dict):
+        return {key: mask_numbers(value) if isinstance(value, str) else value for key, value in event_dict.items()}
+
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[],
+        processors=[
+            structlog.stdlib.add_log_level,
+            from_record,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("message"),
+            masked,
+            structlog.processors.JSONRenderer(ensure_ascii=False, sort_keys=False),
+        ],
+    )
+
+
+def formatter(kind: str | None = None) -> logging.Formatter:
+    """The formatter $SELFCARE_LOG_FORMAT (or `kind`) names; an unknown name stops start-up."""
+    kind = (kind or os.environ.get(FORMAT_ENV) or "plain").strip().lower()
+    if kind == "plain":
+        return MaskingFormatter(FORMAT)
+    if kind == "json":
+        return json_formatter()
+    raise ValueError(f"{FORMAT_ENV} must be plain or json, not {kind!r}")
+
+
+def is_ours(candidate: logging.Formatter | None) -> bool:
+    from structlog.stdlib import ProcessorFormatter
+
+    return isinstance(candidate, (MaskingFormatter, ProcessorFormatter))
+
+
+def configure(level: int | str) -> None:
+    """The process's logging: one stream handler on stderr, numbers masked, in the chosen format."""
+    _capture_context()
     handler = logging.StreamHandler()
-    handler.setFormatter(MaskingFormatter(FORMAT))
+    handler.setFormatter(formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
