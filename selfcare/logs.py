@@ -17,7 +17,8 @@ import contextvars
 import logging
 import os
 
-from billing.msisdn import mask, mask_numbers
+from billing.errors import InvalidMsisdn
+from billing.msisdn import mask, mask_numbers, normalize
 
 FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 FORMAT_ENV = "SELFCARE_LOG_FORMAT"  # "plain" (default) or "json"
@@ -30,12 +31,20 @@ def bound(*, number: str | None = None, **ids: str):
     """Within the block, every line logged in this context carries `ids` and the masked `number`."""
     values = {**_context.get(), **{k: v for k, v in ids.items() if v}}
     if number:
-        values["number"] = mask(number)
+        values["number"] = masked_number(number)
     token = _context.set(values)
     try:
         yield
     finally:
         _context.reset(token)
+
+
+def masked_number(number: str) -> str:
+    """The caller's number as the logs show it: E.164, masked (`+99450***4567`), however it was typed."""
+    try:
+        return mask(normalize(number))
+    except InvalidMsisdn:
+        return mask_numbers(number[:40])
 
 
 def current() -> dict:
