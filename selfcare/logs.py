@@ -6,7 +6,8 @@ environment line or an idempotency key can carry one too; both formatters run th
 traceback included, through billing.msisdn.mask_numbers.
 
 Each line carries the id of the request or call it was logged for (`request_id`, `call_id`) and the
-caller's masked number (`number`), set by the channel adapter with `bound(...)`. They live in a
+caller's masked number (`number`), set by the channel adapter with `bound(...)`. The ids are written
+as the gateway or PBX gave them, not masked (an Asterisk uniqueid looks like a long number). They live in a
 context variable, and are copied onto each record when it is made: `selfcare serve` formats records
 later, in its log-writer thread, where the request's context is gone.
 """
@@ -71,12 +72,12 @@ class MaskingFormatter(logging.Formatter):
     """The plain line, with the request's ids appended as `key=value`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = mask_numbers(super().format(record))
         context = getattr(record, "selfcare", None)
         if context:
             head, newline, rest = line.partition("\n")  # after the message, before a traceback
             line = head + "".join(f" {key}={value}" for key, value in context.items()) + newline + rest
-        return mask_numbers(line)
+        return line
 
 
 def json_formatter() -> logging.Formatter:
@@ -88,22 +89,33 @@ def json_formatter() -> logging.Formatter:
         record = event_dict["_record"]
         event_dict["logger"] = record.name
         event_dict["pid"] = record.process
-        event_dict.update(getattr(record, "selfcare", None) or {})
         return event_dict
 
     def masked(_logger, _name, event_dict):
         return {key: mask_numbers(value) if isinstance(value, str) else value for key, value in event_dict.items()}
+
+    def with_context(_logger, _name, event_dict):
+        # after masking: the ids are gateway and PBX ids (an Asterisk uniqueid looks like a long
+        # number), and `number` is masked already
+        event_dict.update(getattr(event_dict.pop("_context_record"), "selfcare", None) or {})
+        return event_dict
+
+    def keep_record(_logger, _name, event_dict):
+        event_dict["_context_record"] = event_dict["_record"]
+        return event_dict
 
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[],
         processors=[
             structlog.stdlib.add_log_level,
             from_record,
+            keep_record,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("message"),
             masked,
+            with_context,
             structlog.processors.JSONRenderer(ensure_ascii=False, sort_keys=False),
         ],
     )
