@@ -18,6 +18,7 @@ from billing.errors import (BalanceExpired, BillingError, CardAlreadyUsed, Credi
                             NoPacks, TooManyWrongPins, UnknownPack, UnknownSubscriber, WrongPin, WrongPlan)
 from billing.money import held, owed
 from billing.msisdn import mask, normalize
+from selfcare import metrics
 
 from .codes import Request, key_form, parse
 from .menus import MenuContext, walk
@@ -106,14 +107,15 @@ def act(core, msisdn: str, lang: str, request: Request, key: str) -> str:
         read = READS.get(request.action)
         if read is not None:
             with core.reader() as uow:
-                return _refusal_or(lambda: read(uow, msisdn, lang, request.arg), lang, core.offers.credit)
+                return _refusal_or(lambda: read(uow, msisdn, lang, request.arg), lang, core.offers.credit,
+                                   request.action)
         change = CHANGES[request.action]
 
         def compute(uow) -> dict:
             def attempt():
                 with uow.atomic():  # a refusal undoes the attempt; the refusal itself is kept
                     return change(uow, msisdn, lang, request.arg, key)
-            return {"text": _refusal_or(attempt, lang, core.offers.credit)}
+            return {"text": _refusal_or(attempt, lang, core.offers.credit, request.action)}
 
         return services.answer_once(core, key, compute)[0]["text"]
     except Exception:  # not kept: the gateway's retry is handled afresh
@@ -121,15 +123,18 @@ def act(core, msisdn: str, lang: str, request: Request, key: str) -> str:
         return _texts().render("service-error", lang)
 
 
-def _refusal_or(fn, lang: str, credit_rules) -> str:
+def _refusal_or(fn, lang: str, credit_rules, action: str) -> str:
+    """What `fn` answers, or the words for the domain error that refused it (counted for /metrics)."""
     try:
         return fn()
     except CreditRefused as exc:
+        metrics.REFUSALS.labels(channel="ussd", service=action, reason=f"credit-{exc.reason}").inc()
         return refusal(exc, lang, credit_rules)
     except BillingError as exc:
         key = ERROR_TEXTS.get(type(exc))
         if key is None:
             raise
+        metrics.REFUSALS.labels(channel="ussd", service=action, reason=key).inc()
         return _texts().render(key, lang)
 
 

@@ -224,3 +224,13 @@ def test_serve_starts_each_run_from_an_empty_metrics_directory(tmp_path, monkeyp
     # this test process has selfcare.metrics imported: too late to choose the storage, said loudly
     with pytest.raises(RuntimeError, match="imported before"):
         use_metrics_dir()
+
+
+def test_a_refused_ussd_request_is_counted_with_its_reason(client):
+    form = {"sessionId": "u-2", "serviceCode": "*700#", "phoneNumber": PRE, "text": ""}
+    refused = ("selfcare_refusals_total", dict(channel="ussd", service="nar-max", reason="credit-too-new"))
+    with Delta(refused) as delta:
+        answer = client.post("/ussd", data=form).get_data(as_text=True)
+        assert client.post("/ussd", data=form).get_data(as_text=True) == answer  # the gateway's retry
+    assert answer.startswith("END ")
+    assert delta.grew == [1]
