@@ -377,11 +377,11 @@ class FastAgiServer:
                 service = service_for(service_from_script(script))
             except UnknownService as why:
                 log.warning("fastagi: %s (agi_network_script=%r) from %s", why, script, mask(channel.caller))
-                metrics.REQUESTS.labels(channel="ivr", service="unknown", outcome="unknown-service").inc()
+                metrics.labelled(metrics.REQUESTS, channel="ivr", service="unknown", outcome="unknown-service").inc()
                 _refuse(channel)
                 return
             outcome = run_call(self.core, channel, service.number, blocking=blocking)
-            metrics.REQUESTS.labels(channel="ivr", service=service.number, outcome=outcome).inc()
+            metrics.labelled(metrics.REQUESTS, channel="ivr", service=service.number, outcome=outcome).inc()
             log.info("fastagi call %s %s ended: %s", service.number, mask(channel.caller), outcome)
 
 

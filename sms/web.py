@@ -150,7 +150,7 @@ def kannel_delivery_report(core, settings):
         return Response("unknown message\n", status=404, content_type=PLAIN_UTF8)
     log.info("kannel delivery report for %s: %s", ref, status)
     if status in FAILED_DELIVERY:
-        metrics.DELIVERY_FAILURES.labels(transport="kannel", reason=status).inc()
+        metrics.labelled(metrics.DELIVERY_FAILURES, transport="kannel", reason=status).inc()
     return Response("ok\n", status=200, content_type=PLAIN_UTF8)
 
 
@@ -181,13 +181,13 @@ def _count(gateway: str, reply: Reply, seconds: float) -> None:
     """What this SMS did, for /metrics; the service label only ever takes a known short number."""
     service = reply.command.short_number if reply.command.short_number in SHORT_NUMBERS else "other"
     outcome = "retry" if reply.duplicate else reply.outcome or "unknown"
-    metrics.REQUESTS.labels(channel="sms", service=service, outcome=outcome).inc()
-    metrics.SMS_REQUEST_SECONDS.labels(gateway=gateway).observe(seconds)
+    metrics.labelled(metrics.REQUESTS, channel="sms", service=service, outcome=outcome).inc()
+    metrics.labelled(metrics.SMS_REQUEST_SECONDS, gateway=gateway).observe(seconds)
     if reply.charged:
-        metrics.CHARGES.labels(channel="sms", service=service).inc()
-        metrics.CHARGED_AZN.labels(channel="sms", service=service).inc(float(reply.charged))
+        metrics.labelled(metrics.CHARGES, channel="sms", service=service).inc()
+        metrics.labelled(metrics.CHARGED_AZN, channel="sms", service=service).inc(float(reply.charged))
     if outcome in REFUSAL_OUTCOMES:
-        metrics.REFUSALS.labels(channel="sms", service=service, reason=outcome).inc()
+        metrics.labelled(metrics.REFUSALS, channel="sms", service=service, reason=outcome).inc()
 
 
 def register(app, core, settings) -> None:

@@ -128,13 +128,13 @@ def _refusal_or(fn, lang: str, credit_rules, action: str) -> str:
     try:
         return fn()
     except CreditRefused as exc:
-        metrics.REFUSALS.labels(channel="ussd", service=action, reason=f"credit-{exc.reason}").inc()
+        metrics.labelled(metrics.REFUSALS, channel="ussd", service=action, reason=f"credit-{exc.reason}").inc()
         return refusal(exc, lang, credit_rules)
     except BillingError as exc:
         key = ERROR_TEXTS.get(type(exc))
         if key is None:
             raise
-        metrics.REFUSALS.labels(channel="ussd", service=action, reason=key).inc()
+        metrics.labelled(metrics.REFUSALS, channel="ussd", service=action, reason=key).inc()
         return _texts().render(key, lang)
 
 

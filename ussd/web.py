@@ -35,7 +35,7 @@ def register(app: Flask, core, settings) -> None:
         text = form.get("text", "")
         if not SESSION_ID.match(session_id) or not phone or not service_code \
                 or any(len(v) > MAX_FIELD for v in (phone, service_code, text)):
-            metrics.REQUESTS.labels(channel="ussd", service="invalid", outcome="bad-request").inc()
+            metrics.labelled(metrics.REQUESTS, channel="ussd", service="invalid", outcome="bad-request").inc()
             return _plain("END bad request", 400)
         # the parsed action (a short fixed list), never the code as dialled, names the service
         service = parse(service_code).action
@@ -43,7 +43,7 @@ def register(app: Flask, core, settings) -> None:
             try:
                 reply = answer(core, phone, service_code, text, f"ussd:{session_id}")
             except Exception:
-                metrics.REQUESTS.labels(channel="ussd", service=service, outcome="error").inc()
+                metrics.labelled(metrics.REQUESTS, channel="ussd", service=service, outcome="error").inc()
                 raise
-        metrics.REQUESTS.labels(channel="ussd", service=service, outcome="end" if reply.final else "continue").inc()
+        metrics.labelled(metrics.REQUESTS, channel="ussd", service=service, outcome="end" if reply.final else "continue").inc()
         return _plain(reply.wire)
