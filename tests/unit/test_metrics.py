@@ -234,3 +234,43 @@ def test_a_refused_ussd_request_is_counted_with_its_reason(client):
         assert client.post("/ussd", data=form).get_data(as_text=True) == answer  # the gateway's retry
     assert answer.startswith("END ")
     assert delta.grew == [1]
+
+
+class RefusingTransport:
+    name = "kannel"
+    timeout_s = 1.0
+
+    def send(self, message, text):
+        raise OSError("connection refused by smsbox")
+
+
+def waiting_notification(core) -> str:
+    from billing.outbox import pending
+
+    with core.uow() as uow:
+        services.topup(uow, PRE, "5", "topup-delivery")
+    with core.uow() as uow:
+        (row,) = pending(uow)
+        return row.ref
+
+
+def test_a_send_the_transport_refuses_is_a_delivery_failure_and_stays_queued(core, client):
+    from billing.outbox import pending
+    from sms.dispatch import Dispatcher
+
+    waiting_notification(core)
+    with Delta(("selfcare_delivery_failures_total", dict(transport="kannel", reason="send-failed"))) as delta:
+        assert Dispatcher(RefusingTransport()).run(core) == 0
+    assert delta.grew == [1]
+    with core.uow() as uow:
+        assert len(pending(uow)) == 1
+
+
+def test_a_delivery_report_of_failure_is_counted_and_a_delivery_is_not(core, client):
+    ref = waiting_notification(core)
+    failed = ("selfcare_delivery_failures_total", dict(transport="kannel", reason="undelivered"))
+    with Delta(failed) as delta:
+        for status in ("8", "1", "2"):  # SMSC ack, delivered, then the handset's failure
+            answer = client.get("/sms/kannel/dlr", query_string={"ref": ref, "status": status, "secret": SECRET})
+            assert answer.status_code == 200
+    assert delta.grew == [1]
