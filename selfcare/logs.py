@@ -91,6 +91,14 @@ def json_formatter() -> logging.Formatter:
         event_dict["pid"] = record.process
         return event_dict
 
+    def formatted_traceback(_logger, _name, event_dict):
+        # a traceback formatted already (selfcare serve's log queue); runs before the formatter
+        # clears it from the record
+        record = event_dict["_record"]
+        if record.exc_text and not record.exc_info:
+            event_dict["exception"] = record.exc_text
+        return event_dict
+
     def masked(_logger, _name, event_dict):
         return {key: mask_numbers(value) if isinstance(value, str) else value for key, value in event_dict.items()}
 
@@ -105,7 +113,7 @@ def json_formatter() -> logging.Formatter:
         return event_dict
 
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[],
+        foreign_pre_chain=[formatted_traceback],
         processors=[
             structlog.stdlib.add_log_level,
             from_record,

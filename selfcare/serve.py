@@ -16,6 +16,7 @@ process manager restarts the whole tree.
 """
 from __future__ import annotations
 
+import copy
 import glob
 import logging
 import multiprocessing.util
@@ -115,11 +116,24 @@ def _log_through_a_queue() -> QueueListener:
         if not logs.is_ours(handler.formatter):
             handler.setFormatter(logs.formatter())
     records: queue.SimpleQueue = queue.SimpleQueue()
-    root.addHandler(QueueHandler(records))
+    root.addHandler(_QueueKeepingTraceback(records))
     root.setLevel(LOG_LEVEL)
     listener = _BatchingListener(records, *handlers, respect_handler_level=True)
     listener.start()
     return listener
+
+
+class _QueueKeepingTraceback(QueueHandler):
+    """Puts the record on the queue with its traceback as text beside the message, not inside it
+    (QueueHandler's own would fold it into the message): the JSON format writes it as `exception`."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.message = record.msg = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.args, record.exc_info = None, None
+        return record
 
 
 LOG_BATCH_S = 0.05

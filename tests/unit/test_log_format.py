@@ -127,3 +127,24 @@ def _restore_root_logging():
     handlers, level = root.handlers[:], root.level
     yield
     root.handlers[:], root.level = handlers, level
+
+
+def test_through_serves_log_queue_the_traceback_stays_apart_from_the_message():
+    import queue
+
+    from selfcare.serve import _QueueKeepingTraceback
+
+    records = queue.SimpleQueue()
+    try:
+        raise LookupError("no line +994501234567")
+    except LookupError:
+        record = record_in({"request_id": "kannel:9"}, "sms from %s failed", "+99450***4567", exc_info=sys.exc_info())
+    _QueueKeepingTraceback(records).handle(record)
+    queued = records.get_nowait()
+    fields = json.loads(logs.formatter("json").format(queued))
+    assert fields["message"] == "sms from +99450***4567 failed"
+    assert fields["exception"].endswith("LookupError: no line ***4567")
+    assert fields["request_id"] == "kannel:9"
+    plain = logs.formatter("plain").format(queued).splitlines()
+    assert plain[0].endswith("sms from +99450***4567 failed request_id=kannel:9")
+    assert plain[-1] == "LookupError: no line ***4567"
