@@ -227,6 +227,7 @@ def _order(uow, msisdn, lang, arg, key) -> str:
     order = services.order_pack(uow, msisdn, int(arg), key)
     if order.duplicate:
         return _texts().render("already-done", lang)
+    _count_charge("pack-order", order.pack.price)
     return _texts().render("pack-ordered", lang, title=order.pack.title[lang], price=order.pack.price,
                            expires=order.expires)
 
@@ -239,25 +240,34 @@ def _stop_renewal(uow, msisdn, lang, _arg, key) -> str:
     return _texts().render("renewal-stopped", lang, count=services.stop_pack_renewal(uow, msisdn, key))
 
 
-def _granted(result, lang: str, template: str, **extra) -> str:
+def _count_charge(action: str, amount) -> None:
+    """For /metrics: a request that took money now (a pack's price, a credit's request fee)."""
+    if amount:
+        metrics.labelled(metrics.CHARGES, channel="ussd", service=action).inc()
+        metrics.labelled(metrics.CHARGED_AZN, channel="ussd", service=action).inc(float(amount))
+
+
+def _granted(result, lang: str, template: str, action: str, **extra) -> str:
     if result.duplicate:
         return _texts().render("already-done", lang)
+    if not result.request_fee_deferred:  # a deferred fee is taken at the next top-up
+        _count_charge(action, result.request_fee)
     figures = {"amount": result.amount, "fee": result.fee, "request_fee": result.request_fee, "debt": owed(result.debt)}
     return _texts().render_from(template, lang, {**figures, **extra})
 
 
 def _nar(uow, msisdn, lang, arg, key) -> str:
-    return _granted(services.take_nar_credit(uow, msisdn, key, arg), lang, "credit-granted")
+    return _granted(services.take_nar_credit(uow, msisdn, key, arg), lang, "credit-granted", "nar")
 
 
 def _sos(uow, msisdn, lang, _arg, key) -> str:
-    return _granted(services.take_sos_credit(uow, msisdn, key), lang, "sos-granted")
+    return _granted(services.take_sos_credit(uow, msisdn, key), lang, "sos-granted", "sos")
 
 
 def _for_friend(uow, msisdn, lang, arg, key) -> str:
     friend = normalize(arg)
     result = services.credit_for_friend(uow, msisdn, friend, key)
-    return _granted(result, lang, "credit-for-friend-sent", friend=friend)
+    return _granted(result, lang, "credit-for-friend-sent", "credit-for-friend", friend=friend)
 
 
 def _ask_friend(uow, msisdn, lang, arg, key) -> str:
@@ -274,7 +284,7 @@ def _friend_answer(accept: bool):
             return _texts().render("friend-expired", lang, minutes=uow.offers.credit.friend_confirm_minutes)
         if not accept:
             return _texts().render("friend-declined", lang)
-        return _granted(result, lang, "friend-confirmed", requester=waiting.get(int(arg), ""))
+        return _granted(result, lang, "friend-confirmed", "friend-confirm", requester=waiting.get(int(arg), ""))
     return answer_request
 
 

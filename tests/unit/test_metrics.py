@@ -274,3 +274,15 @@ def test_a_delivery_report_of_failure_is_counted_and_a_delivery_is_not(core, cli
             answer = client.get("/sms/kannel/dlr", query_string={"ref": ref, "status": status, "secret": SECRET})
             assert answer.status_code == 200
     assert delta.grew == [1]
+
+
+def test_a_pack_ordered_by_ussd_is_a_charge_of_its_price(core, client):
+    with core.uow() as uow:
+        services.topup(uow, PRE, "10", "topup-pack")
+    charges = ("selfcare_charges_total", dict(channel="ussd", service="pack-order"))
+    azn = ("selfcare_charged_azn_total", dict(channel="ussd", service="pack-order"))
+    form = {"sessionId": "u-3", "serviceCode": "*100*1#", "phoneNumber": PRE, "text": ""}
+    with Delta(charges, azn) as delta:
+        assert client.post("/ussd", data=form).status_code == 200
+        client.post("/ussd", data=form)  # the gateway's retry: answered from memory
+    assert delta.grew == [1, 3.0]  # pack 1 costs 3.00 AZN (billing/offers.toml)
