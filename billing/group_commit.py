@@ -27,9 +27,11 @@ work there would wait for the SQLite write lock this batch holds (`Core.uow()` r
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from typing import Callable, TypeVar
@@ -45,11 +47,13 @@ DEFAULT_MAX_BATCH = 64
 class _Ticket:
     """One caller's function, and what became of it."""
 
-    __slots__ = ("fn", "line", "result", "error", "done", "lead", "tries", "_wake")
+    __slots__ = ("fn", "line", "context", "result", "error", "done", "lead", "tries", "_wake")
 
     def __init__(self, fn, line: str | None):
         self.fn = fn
         self.line = line
+        # The caller's context variables (its request id in the logs), whichever thread runs the batch.
+        self.context = contextvars.copy_context()
         self.result = None
         self.error: BaseException | None = None
         self.done = False
@@ -78,7 +82,8 @@ class GroupCommitter:
 
     `open_uow` opens the batch's unit of work; `retryable(exc)` says whether a function that failed
     may run again in the next batch (a deadlock another process's transaction caused), at most
-    `max_tries` times.
+    `max_tries` times. `on_batch(seconds, members)`, when set, hears how long each batch took from
+    BEGIN to COMMIT (selfcare.metrics sets it; billing does not know who listens).
     """
 
     def __init__(self, open_uow: Callable[[], object], *, max_batch: int = DEFAULT_MAX_BATCH,
@@ -92,6 +97,7 @@ class GroupCommitter:
         self.batches = 0  # how many batches ran, functions in all, and runs again: for tests and benchmarks
         self.members = 0
         self.retries = 0
+        self.on_batch: Callable[[float, int], None] | None = None
         self._reset()
         _COMMITTERS.add(self)
 
@@ -161,6 +167,7 @@ class GroupCommitter:
     def _run(self, batch: list[_Ticket]) -> None:
         self.batches += 1
         self.members += len(batch)
+        started = time.perf_counter()
         try:
             with self._open_uow() as uow:
                 self._local.uow = uow
@@ -182,6 +189,8 @@ class GroupCommitter:
             if not isinstance(exc, Exception):
                 raise
             return
+        if self.on_batch is not None:
+            self.on_batch(time.perf_counter() - started, len(batch))
         for ticket in batch:
             if ticket.error is not None and ticket.tries < self._max_tries and self._retryable(ticket.error):
                 ticket.error = None  # runs again in the next batch
@@ -194,7 +203,7 @@ class GroupCommitter:
         ticket.tries += 1
         try:
             with savepoint():
-                ticket.result = ticket.fn(uow)
+                ticket.result = ticket.context.run(ticket.fn, uow)
         except Exception as exc:  # undone by its savepoint; the others go on
             ticket.result, ticket.error = None, exc
 

@@ -22,6 +22,7 @@ itself still goes through pyst2, see ivr.agi_shim).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import os
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 import greenlet
 
 from billing.msisdn import mask
+from selfcare import logs, metrics
 
 from .agi_shim import MAX_LINE_CHARS, AGIError, AgiSession, Hangup
 from .channel import AgiChannel
@@ -105,6 +107,7 @@ class _CallConnection(asyncio.Protocol):
         self._reading_paused = False
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.think = metrics.ThinkTimer()
 
     # -- asyncio's side ---------------------------------------------------------------------------
 
@@ -164,12 +167,14 @@ class _CallConnection(asyncio.Protocol):
                 if self._reading_paused and len(self._buffer) <= STREAM_LIMIT:
                     self._reading_paused = False
                     self.transport.resume_reading()
+                self.think.replied()
                 return line.decode("utf-8", "replace")
             wait_on_loop(self._more(self._server.read_timeout_s))
 
     def write(self, text: str) -> int:
         if self.transport is None or self.transport.is_closing():
             raise BrokenPipeError("the call's connection is closed")
+        self.think.commanded()
         self.transport.write(text.encode("utf-8"))
         return len(text)
 
@@ -342,9 +347,11 @@ class FastAgiServer:
         task = asyncio.current_task()  # recorded by connection_made before it first runs
         loop = asyncio.get_running_loop()
 
-        def blocking(fn, *args):  # the flow's database work, off the loop
-            return wait_on_loop(loop.run_in_executor(database, functools.partial(fn, *args)))
+        def blocking(fn, *args):  # the flow's database work, off the loop, in the call's log context
+            work = functools.partial(contextvars.copy_context().run, fn, *args)
+            return wait_on_loop(loop.run_in_executor(database, work))
 
+        metrics.LIVE_CALLS.inc()
         try:
             await run_flow(self._serve_call, connection, connection.peer, blocking)
         except Exception:  # noqa: BLE001 - one call's failure must not reach the server
@@ -354,6 +361,7 @@ class FastAgiServer:
                 await connection.close()
             finally:
                 self._calls.pop(task, None)
+                metrics.LIVE_CALLS.dec()
 
     def _serve_call(self, stream: "_CallConnection", peer: str, blocking) -> None:
         """The call itself, synchronous, in its greenlet: the same steps as the classic AGI script."""
@@ -364,14 +372,17 @@ class FastAgiServer:
             return
         script = session.env.get("agi_network_script", "")
         channel = AgiChannel(session, sound_prefix=self.sound_prefix)
-        try:
-            service = service_for(service_from_script(script))
-        except UnknownService as why:
-            log.warning("fastagi: %s (agi_network_script=%r) from %s", why, script, mask(channel.caller))
-            _refuse(channel)
-            return
-        outcome = run_call(self.core, channel, service.number, blocking=blocking)
-        log.info("fastagi call %s %s ended: %s", service.number, mask(channel.caller), outcome)
+        with logs.bound(call_id=session.env.get("agi_uniqueid", ""), number=channel.caller):
+            try:
+                service = service_for(service_from_script(script))
+            except UnknownService as why:
+                log.warning("fastagi: %s (agi_network_script=%r) from %s", why, script, mask(channel.caller))
+                metrics.labelled(metrics.REQUESTS, channel="ivr", service="unknown", outcome="unknown-service").inc()
+                _refuse(channel)
+                return
+            outcome = run_call(self.core, channel, service.number, blocking=blocking)
+            metrics.labelled(metrics.REQUESTS, channel="ivr", service=service.number, outcome=outcome).inc()
+            log.info("fastagi call %s %s ended: %s", service.number, mask(channel.caller), outcome)
 
 
 def _refuse(channel: AgiChannel) -> None:

@@ -66,7 +66,10 @@ class SelfcareGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="log every decision to stderr")
 @click.pass_context
 def cli(ctx, db_url, now, verbose):
-    logs.configure(logging.INFO if verbose else logging.WARNING)
+    try:
+        logs.configure(logging.INFO if verbose else logging.WARNING)
+    except ValueError as bad:  # SELFCARE_LOG_FORMAT
+        raise click.UsageError(str(bad)) from None
     ctx.obj = Context(db_url, now)
 
 

@@ -5,6 +5,7 @@ from flask import Flask, abort, jsonify, request
 from sqlalchemy import text
 
 from billing.core import Core
+from selfcare import metrics
 from selfcare.config import Settings
 from sms import web as sms_web
 from ussd import web as ussd_web
@@ -32,6 +33,7 @@ def create_app(core: Core, settings: Settings | None = None) -> Flask:
 
     sms_web.register(app, core, settings)
     ussd_web.register(app, core, settings)
+    metrics.register(app, core)
     return app
 
 

@@ -16,11 +16,15 @@ process manager restarts the whole tree.
 """
 from __future__ import annotations
 
+import copy
+import glob
 import logging
 import multiprocessing.util
 import os
 import queue
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from functools import partial
@@ -109,14 +113,27 @@ def _log_through_a_queue() -> QueueListener:
     for handler in root.handlers[:]:
         root.removeHandler(handler)
     for handler in handlers:
-        if not isinstance(handler.formatter, logs.MaskingFormatter):
-            handler.setFormatter(logs.MaskingFormatter(logs.FORMAT))
+        if not logs.is_ours(handler.formatter):
+            handler.setFormatter(logs.formatter())
     records: queue.SimpleQueue = queue.SimpleQueue()
-    root.addHandler(QueueHandler(records))
+    root.addHandler(_QueueKeepingTraceback(records))
     root.setLevel(LOG_LEVEL)
     listener = _BatchingListener(records, *handlers, respect_handler_level=True)
     listener.start()
     return listener
+
+
+class _QueueKeepingTraceback(QueueHandler):
+    """Puts the record on the queue with its traceback as text beside the message, not inside it
+    (QueueHandler's own would fold it into the message): the JSON format writes it as `exception`."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.message = record.msg = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.args, record.exc_info = None, None
+        return record
 
 
 LOG_BATCH_S = 0.05
@@ -148,11 +165,13 @@ def serving_process_app(db_url: str, clock, settings: Settings):
     What it started is stopped when the process ends (multiprocessing's exit finalizers run after
     Granian's worker returns from its SIGTERM)."""
     from ivr.fastagi import FastAgiServer
+    from selfcare import metrics
     from selfcare.http import create_app
 
     logs.configure(LOG_LEVEL)
     listener = _log_through_a_queue()
     core = Core(db_url, clock=clock)
+    metrics.instrument_core(core)
     agi = FastAgiServer(core, *settings.agi, reuse_port=True).start()
 
     def stop() -> None:
@@ -176,10 +195,15 @@ def _granian_tree():
         expected_listeners: tuple = ()
         worker_stop: threading.Event
         log_listener: QueueListener | None = None
+        metrics_dir: str = ""
+        metrics_dir_created: bool = False
 
         def startup(self, spawn_target, target_loader):
             # Forks the serving processes: nothing in this process runs a thread before it.
             super().startup(spawn_target, target_loader)
+            from selfcare import metrics
+
+            metrics.instrument_core(self.core)  # the worker's database errors and audit
             self.log_listener = _log_through_a_queue()
             self.worker_stop = threading.Event()
             from selfcare import worker
@@ -209,6 +233,10 @@ def _granian_tree():
             for wrk in running.values():
                 log.error("serving process %s did not stop within %d s: killing it", wrk.inner.pid, STOP_TIMEOUT_S)
                 wrk.kill()
+            from selfcare import metrics
+
+            for wrk in self.wrks:
+                metrics.process_exited(wrk.inner.pid)
             self.wrks.clear()
 
         def shutdown(self, exit_code=0):
@@ -218,6 +246,8 @@ def _granian_tree():
                 super().shutdown(exit_code)
             finally:
                 self.core.dispose()
+                if self.metrics_dir_created:
+                    shutil.rmtree(self.metrics_dir, ignore_errors=True)
                 if self.log_listener is not None:
                     self.log_listener.stop()
                     self.log_listener = None
@@ -234,6 +264,7 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
     processes = default_processes(core.db_url) if processes is None else processes
     if processes < 1:
         raise ValueError("processes must be at least 1")
+    metrics_dir, metrics_dir_created = use_metrics_dir()
     host, port = settings.http
     threads = http_threads(core.db_url)
     tree = _granian_tree()(
@@ -245,6 +276,7 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
         respawn_failed_workers=False,
     )
     tree.core = core
+    tree.metrics_dir, tree.metrics_dir_created = metrics_dir, metrics_dir_created
     tree.started_line = (f"FastAGI on {settings.agi[0]}:{settings.agi[1]}, HTTP on http://{host}:{port} "
                          f"(Granian, {threads} app thread(s) a process), {processes} serving process(es)")
     tree.ready_line = f"selfcare ready: http://{host}:{port}/health\n"
@@ -253,6 +285,35 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
     # process opens its own connections.
     core.dispose()
     tree.serve(target_loader=partial(serving_process_app, core.db_url, core.clock, settings), wrap_loader=False)
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def use_metrics_dir() -> tuple[str, bool]:
+    """Point this process tree's metrics at a directory emptied now (prometheus-client's
+    multiprocess mode: each process writes its values there, a scrape of any one sums them): the
+    operator's $PROMETHEUS_MULTIPROC_DIR, or a fresh temporary one, removed when the tree stops.
+    Returns (directory, whether it was made here). Values an earlier run left would be summed into
+    this run's. It must happen before prometheus_client is imported: the library picks its value
+    storage then, and selfcare.metrics defines its metrics when imported."""
+    if "selfcare.metrics" in sys.modules:
+        raise RuntimeError("selfcare.metrics was imported before the metrics directory was set up")
+    directory = os.environ.get(METRICS_DIR_ENV)
+    created = not directory
+    if created:
+        directory = tempfile.mkdtemp(prefix="selfcare-metrics-")
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+    os.environ[METRICS_DIR_ENV] = directory
+    if "prometheus_client" in sys.modules:  # imported before (a library that uses it): choose again
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()
+    return directory, created
 
 
 # -- readiness --------------------------------------------------------------------------------------

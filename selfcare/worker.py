@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 
 from billing import services
 from billing.expiry import run_expiry_reminders, run_line_expiries
@@ -23,7 +25,35 @@ JOBS: list = [
     ("pack-expiries", run_pack_expiries),
     ("friend-request-lapses", run_friend_request_lapses),
     ("sms-outbox", dispatch_outbox),
+    ("audit", lambda core: audit_now_and_then(core)),
 ]
+
+# The audit reads every ledger entry: every few minutes, not every tick. 0 audits every tick.
+AUDIT_INTERVAL_S = float(os.environ.get("SELFCARE_AUDIT_INTERVAL_S", "300"))
+_last_audit: dict[int, float] = {}
+
+
+def audit_now_and_then(core) -> int | str:
+    """Every AUDIT_INTERVAL_S: the audit, its result published for /metrics (selfcare_audit_*).
+    Returns the accounts that differ from their ledger, or "later" between audits."""
+    from selfcare import metrics
+
+    started = time.monotonic()
+    if started - _last_audit.get(id(core), float("-inf")) < AUDIT_INTERVAL_S:
+        return "later"
+    _last_audit[id(core)] = started
+    try:
+        with core.reader() as uow:
+            problems = services.audit(uow)
+    except Exception:
+        metrics.AUDIT_FAILED.set(1)
+        raise
+    metrics.AUDIT_MISMATCHES.set(len(problems))
+    metrics.AUDIT_FAILED.set(1 if problems else 0)
+    metrics.AUDIT_LAST_RUN.set(time.time())
+    if problems:
+        log.error("audit: %d account(s) differ from their ledger (run `selfcare audit`)", len(problems))
+    return len(problems)
 
 
 def _in_uow(core, fn):

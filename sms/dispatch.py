@@ -242,8 +242,25 @@ class Dispatcher:
         return notifications.render(self.catalogue, message, core.tariffs, core.offers)
 
     def run(self, core, limit: int = 100) -> int:
-        return dispatch_pending(core, self.transport, lambda m: self.render(core, m), limit=limit,
+        return dispatch_pending(core, _CountingFailures(self.transport), lambda m: self.render(core, m), limit=limit,
                                 send_timeout_s=getattr(self.transport, "timeout_s", 10.0))
+
+
+class _CountingFailures:
+    """The transport, with each send it refuses counted for /metrics (the outbox retries it)."""
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def send(self, message: Outgoing, text: str) -> None:
+        try:
+            self.transport.send(message, text)
+        except Exception:
+            from selfcare import metrics
+
+            metrics.labelled(metrics.DELIVERY_FAILURES, transport=getattr(self.transport, "name", "other"),
+                                             reason="send-failed").inc()
+            raise
 
 
 _dispatchers: dict[int, Dispatcher] = {}

@@ -41,6 +41,7 @@ class Reply:
     flash: bool = False
     charged: Decimal = Decimal(0)  # taken by this request (nothing for a retry)
     duplicate: bool = False  # answered from memory: a retry of a request already handled
+    outcome: str = ""  # the reply's template name (`prepaid-balance`, `insufficient-balance`, ...)
 
     @property
     def ucs2(self) -> bool:
@@ -76,16 +77,18 @@ class SmsService:
                 else:
                     outcome = self._answer(uow, command, report, key)
             return {"text": self.texts.render(outcome.template, language, **outcome.values),
-                    "flash": outcome.template in BALANCE_TEMPLATES, "charged": str(outcome.charged)}
+                    "flash": outcome.template in BALANCE_TEMPLATES, "charged": str(outcome.charged),
+                    "outcome": outcome.template}
 
         answer, duplicate = services.answer_once(self.core, key, compute, line=sender)
         if duplicate:
             log.info("sms %s from %s: retry of %s, answered from memory", command.kind.value, mask(sender), key)
         charged = Decimal(0) if duplicate else Decimal(answer.get("charged", "0"))
-        return Reply(answer["text"], command, bool(answer.get("flash")), charged, duplicate)
+        return Reply(answer["text"], command, bool(answer.get("flash")), charged, duplicate,
+                     answer.get("outcome", ""))
 
     def unavailable(self, command: Command) -> Reply:
-        return Reply(self.texts.render("unavailable", texts.DEFAULT_LANGUAGE), command)
+        return Reply(self.texts.render("unavailable", texts.DEFAULT_LANGUAGE), command, outcome="unavailable")
 
     # -- one handler per command -------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import time
 import uuid
 
 from flask import Response, request
@@ -18,6 +19,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from billing import outbox
 from billing.msisdn import mask, mask_numbers
+from selfcare import logs, metrics
 
 from .commands import SHORT_NUMBERS, parse, short_number_of
 from .dispatch import DLR_STATUS
@@ -69,7 +71,7 @@ def twilio_webhook(core, settings):
     sender = request.form.get("From")
     if not sid or not sender:
         return Response("MessageSid and From are required\n", status=400, content_type=PLAIN_UTF8)
-    reply = _handle(core, sender, _twilio_short_number(request), request.form.get("Body", ""), f"twilio:{sid}")
+    reply = _handle(core, "twilio", sender, _twilio_short_number(request), request.form.get("Body", ""), sid)
     # Twilio has no flash (class 0) SMS: balance replies arrive as ordinary messages (docs/rules.md).
     return twiml(reply.text)
 
@@ -125,7 +127,7 @@ def kannel_sms_service(core, settings):
         # is impossible then, so say so in the log (the get-url should carry id=%I).
         message_id = f"noid-{uuid.uuid4()}"
         log.warning("kannel request from %s without id: cannot de-duplicate", mask(sender))
-    reply = _handle(core, sender, to, values.get("text", ""), f"kannel:{message_id}")
+    reply = _handle(core, "kannel", sender, to, values.get("text", ""), message_id)
     return kannel_response(reply)
 
 
@@ -147,18 +149,45 @@ def kannel_delivery_report(core, settings):
         log.warning("kannel delivery report for unknown message %s", mask_numbers(ref[:40]))
         return Response("unknown message\n", status=404, content_type=PLAIN_UTF8)
     log.info("kannel delivery report for %s: %s", ref, status)
+    if status in FAILED_DELIVERY:
+        metrics.labelled(metrics.DELIVERY_FAILURES, transport="kannel", reason=status).inc()
     return Response("ok\n", status=200, content_type=PLAIN_UTF8)
 
 
 # -- shared -----------------------------------------------------------------------------------
 
-def _handle(core, sender: str, to: str, text: str, key: str) -> Reply:
-    try:
-        return handle_sms(core, sender, to, text, key)
-    except Exception:
-        # Nothing remembered, so the gateway's retry (same key) is handled afresh and charged once.
-        log.exception("sms from %s to %s failed (%s)", mask(sender), to, key)
-        return sms_service(core).unavailable(parse(to, text))
+FAILED_DELIVERY = ("undelivered", "rejected")
+# Replies that refuse what was asked, and why (the rest answer it).
+REFUSAL_OUTCOMES = ("insufficient-balance", "balance-expired", "line-suspended", "line-closed", "unknown-sender",
+                    "use-2112", "use-650")
+
+
+def _handle(core, gateway: str, sender: str, to: str, text: str, message_id: str) -> Reply:
+    key = f"{gateway}:{message_id}"
+    started = time.perf_counter()
+    with logs.bound(request_id=key, number=sender):
+        try:
+            reply = handle_sms(core, sender, to, text, key)
+        except Exception:
+            # Nothing remembered, so the gateway's retry (same key) is handled afresh and charged once.
+            log.exception("sms from %s to %s failed (%s)", mask(sender), to, key)
+            reply = sms_service(core).unavailable(parse(to, text))
+            reply = Reply(reply.text, reply.command, outcome="error")
+    _count(gateway, reply, time.perf_counter() - started)
+    return reply
+
+
+def _count(gateway: str, reply: Reply, seconds: float) -> None:
+    """What this SMS did, for /metrics; the service label only ever takes a known short number."""
+    service = reply.command.short_number if reply.command.short_number in SHORT_NUMBERS else "other"
+    outcome = "retry" if reply.duplicate else reply.outcome or "unknown"
+    metrics.labelled(metrics.REQUESTS, channel="sms", service=service, outcome=outcome).inc()
+    metrics.labelled(metrics.SMS_REQUEST_SECONDS, gateway=gateway).observe(seconds)
+    if reply.charged:
+        metrics.labelled(metrics.CHARGES, channel="sms", service=service).inc()
+        metrics.labelled(metrics.CHARGED_AZN, channel="sms", service=service).inc(float(reply.charged))
+    if outcome in REFUSAL_OUTCOMES:
+        metrics.labelled(metrics.REFUSALS, channel="sms", service=service, reason=outcome).inc()
 
 
 def register(app, core, settings) -> None:

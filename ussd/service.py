@@ -18,6 +18,7 @@ from billing.errors import (BalanceExpired, BillingError, CardAlreadyUsed, Credi
                             NoPacks, TooManyWrongPins, UnknownPack, UnknownSubscriber, WrongPin, WrongPlan)
 from billing.money import held, owed
 from billing.msisdn import mask, normalize
+from selfcare import metrics
 
 from .codes import Request, key_form, parse
 from .menus import MenuContext, walk
@@ -106,14 +107,15 @@ def act(core, msisdn: str, lang: str, request: Request, key: str) -> str:
         read = READS.get(request.action)
         if read is not None:
             with core.reader() as uow:
-                return _refusal_or(lambda: read(uow, msisdn, lang, request.arg), lang, core.offers.credit)
+                return _refusal_or(lambda: read(uow, msisdn, lang, request.arg), lang, core.offers.credit,
+                                   request.action)
         change = CHANGES[request.action]
 
         def compute(uow) -> dict:
             def attempt():
                 with uow.atomic():  # a refusal undoes the attempt; the refusal itself is kept
                     return change(uow, msisdn, lang, request.arg, key)
-            return {"text": _refusal_or(attempt, lang, core.offers.credit)}
+            return {"text": _refusal_or(attempt, lang, core.offers.credit, request.action)}
 
         return services.answer_once(core, key, compute, line=msisdn)[0]["text"]
     except Exception:  # not kept: the gateway's retry is handled afresh
@@ -121,15 +123,18 @@ def act(core, msisdn: str, lang: str, request: Request, key: str) -> str:
         return _texts().render("service-error", lang)
 
 
-def _refusal_or(fn, lang: str, credit_rules) -> str:
+def _refusal_or(fn, lang: str, credit_rules, action: str) -> str:
+    """What `fn` answers, or the words for the domain error that refused it (counted for /metrics)."""
     try:
         return fn()
     except CreditRefused as exc:
+        metrics.labelled(metrics.REFUSALS, channel="ussd", service=action, reason=f"credit-{exc.reason}").inc()
         return refusal(exc, lang, credit_rules)
     except BillingError as exc:
         key = ERROR_TEXTS.get(type(exc))
         if key is None:
             raise
+        metrics.labelled(metrics.REFUSALS, channel="ussd", service=action, reason=key).inc()
         return _texts().render(key, lang)
 
 
@@ -222,6 +227,7 @@ def _order(uow, msisdn, lang, arg, key) -> str:
     order = services.order_pack(uow, msisdn, int(arg), key)
     if order.duplicate:
         return _texts().render("already-done", lang)
+    _count_charge("pack-order", order.pack.price)
     return _texts().render("pack-ordered", lang, title=order.pack.title[lang], price=order.pack.price,
                            expires=order.expires)
 
@@ -234,25 +240,34 @@ def _stop_renewal(uow, msisdn, lang, _arg, key) -> str:
     return _texts().render("renewal-stopped", lang, count=services.stop_pack_renewal(uow, msisdn, key))
 
 
-def _granted(result, lang: str, template: str, **extra) -> str:
+def _count_charge(action: str, amount) -> None:
+    """For /metrics: a request that took money now (a pack's price, a credit's request fee)."""
+    if amount:
+        metrics.labelled(metrics.CHARGES, channel="ussd", service=action).inc()
+        metrics.labelled(metrics.CHARGED_AZN, channel="ussd", service=action).inc(float(amount))
+
+
+def _granted(result, lang: str, template: str, action: str, **extra) -> str:
     if result.duplicate:
         return _texts().render("already-done", lang)
+    if not result.request_fee_deferred:  # a deferred fee is taken at the next top-up
+        _count_charge(action, result.request_fee)
     figures = {"amount": result.amount, "fee": result.fee, "request_fee": result.request_fee, "debt": owed(result.debt)}
     return _texts().render_from(template, lang, {**figures, **extra})
 
 
 def _nar(uow, msisdn, lang, arg, key) -> str:
-    return _granted(services.take_nar_credit(uow, msisdn, key, arg), lang, "credit-granted")
+    return _granted(services.take_nar_credit(uow, msisdn, key, arg), lang, "credit-granted", "nar")
 
 
 def _sos(uow, msisdn, lang, _arg, key) -> str:
-    return _granted(services.take_sos_credit(uow, msisdn, key), lang, "sos-granted")
+    return _granted(services.take_sos_credit(uow, msisdn, key), lang, "sos-granted", "sos")
 
 
 def _for_friend(uow, msisdn, lang, arg, key) -> str:
     friend = normalize(arg)
     result = services.credit_for_friend(uow, msisdn, friend, key)
-    return _granted(result, lang, "credit-for-friend-sent", friend=friend)
+    return _granted(result, lang, "credit-for-friend-sent", "credit-for-friend", friend=friend)
 
 
 def _ask_friend(uow, msisdn, lang, arg, key) -> str:
@@ -269,7 +284,7 @@ def _friend_answer(accept: bool):
             return _texts().render("friend-expired", lang, minutes=uow.offers.credit.friend_confirm_minutes)
         if not accept:
             return _texts().render("friend-declined", lang)
-        return _granted(result, lang, "friend-confirmed", requester=waiting.get(int(arg), ""))
+        return _granted(result, lang, "friend-confirmed", "friend-confirm", requester=waiting.get(int(arg), ""))
     return answer_request
 
 

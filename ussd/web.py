@@ -10,6 +10,9 @@ import re
 
 from flask import Flask, Response, request
 
+from selfcare import logs, metrics
+
+from .codes import parse
 from .menus import check_screens
 from .service import answer
 
@@ -32,5 +35,15 @@ def register(app: Flask, core, settings) -> None:
         text = form.get("text", "")
         if not SESSION_ID.match(session_id) or not phone or not service_code \
                 or any(len(v) > MAX_FIELD for v in (phone, service_code, text)):
+            metrics.labelled(metrics.REQUESTS, channel="ussd", service="invalid", outcome="bad-request").inc()
             return _plain("END bad request", 400)
-        return _plain(answer(core, phone, service_code, text, f"ussd:{session_id}").wire)
+        # the parsed action (a short fixed list), never the code as dialled, names the service
+        service = parse(service_code).action
+        with logs.bound(request_id=f"ussd:{session_id}", number=phone):
+            try:
+                reply = answer(core, phone, service_code, text, f"ussd:{session_id}")
+            except Exception:
+                metrics.labelled(metrics.REQUESTS, channel="ussd", service=service, outcome="error").inc()
+                raise
+        metrics.labelled(metrics.REQUESTS, channel="ussd", service=service, outcome="end" if reply.final else "continue").inc()
+        return _plain(reply.wire)

@@ -12,6 +12,7 @@
     fakesmsc_log.py     the MT messages fakesmsc received, decoded and reassembled
     app_server.py       a WSGI app under waitress in a thread (the harness; `selfcare serve` runs Granian)
     postgres.py         throwaway databases on the real PostgreSQL
+    prometheus.py       Debian's Prometheus scraping our /metrics, asked through its HTTP API
     ports.py            free loopback ports
     errors.py           what a peer raises once it is up
 
