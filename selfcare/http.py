@@ -6,6 +6,7 @@ from sqlalchemy import text
 
 from billing.core import Core
 from selfcare.config import Settings
+from ivr import twilio_voice
 from sms import web as sms_web
 from ussd import web as ussd_web
 
@@ -32,6 +33,7 @@ def create_app(core: Core, settings: Settings | None = None) -> Flask:
 
     sms_web.register(app, core, settings)
     ussd_web.register(app, core, settings)
+    twilio_voice.register(app, core, settings)
     return app
 
 
