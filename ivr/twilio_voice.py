@@ -52,9 +52,10 @@ CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 
 def register(app, core, settings, sounds_dir: Path | None = None) -> None:
     sounds = Path(sounds_dir or SOUNDS_DIR)
-    app.add_url_rule("/voice/twilio", "voice_twilio", lambda: call_started(core, settings), methods=["POST"])
+    app.add_url_rule("/voice/twilio", "voice_twilio", lambda: _or_unavailable(call_started, core, settings),
+                     methods=["POST"])
     app.add_url_rule("/voice/twilio/turn/<int:turn>", "voice_twilio_turn",
-                     lambda turn: caller_answered(core, settings, turn), methods=["POST"])
+                     lambda turn: _or_unavailable(caller_answered, core, settings, turn), methods=["POST"])
     app.add_url_rule("/voice/twilio/status", "voice_twilio_status", lambda: call_status(core, settings),
                      methods=["POST"])
     app.add_url_rule("/voice/prompts/<language>/<path:name>", "voice_prompt",
@@ -145,6 +146,17 @@ def turn_url(base: str, turn: int) -> str:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+def _or_unavailable(webhook, core, settings, *args) -> Response:
+    """A failure outside the flow (the call's state cannot be read or kept: the database is down)
+    is told to the caller as on Asterisk, service-unavailable and a hangup, never a 500 (Twilio
+    would play its own error message). The flow's own failures it tells itself."""
+    try:
+        return webhook(core, settings, *args)
+    except Exception:
+        log.exception("twilio voice call %s failed", request.form.get("CallSid", "?"))
+        return _twiml(_last_words(public_base(settings, request), DEFAULT_LANGUAGE, "service-unavailable"))
+
 
 def _refusal(settings) -> Response | None:
     if not twilio_signature_ok(settings, request):

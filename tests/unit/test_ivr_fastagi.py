@@ -319,3 +319,20 @@ def test_an_endless_line_is_refused_and_the_call_closed(server):
         except ConnectionResetError:
             pass  # closed with our bytes unread: also closed
     assert wait_until_idle(server) == 0
+
+
+def test_a_digit_pressed_during_the_no_input_prompt_answers_the_menu(server):
+    pressed_9 = ["200 result=57 endpos=4000"]  # STREAM FILE interrupted by '9' (ASCII 57)
+    asterisk = place_call(server, keys=" ", overrides={"STREAM FILE no-input": pressed_9})
+    commands = asterisk.commands
+    no_input = commands.index(f"STREAM FILE no-input {ALL_DIGITS} 0")
+    # the 9 answered at once: no menu prompt again, no second WAIT FOR DIGIT, goodbye
+    assert commands[no_input + 1:] == ['STREAM FILE goodbye "" 0', "HANGUP"]
+    assert commands.count("WAIT FOR DIGIT 5000") == 1
+
+
+def test_a_digit_pressed_during_the_figures_answers_the_menu(server, core):
+    pressed_4 = ["200 result=52 endpos=2000"]  # '4': safety advice
+    asterisk = place_call(server, keys="9", overrides={"STREAM FILE your-tariff-is": pressed_4})
+    streamed = asterisk.streamed()
+    assert streamed[streamed.index("your-tariff-is") + 1:] == ["fraud-advice", "menu-main", "goodbye"]
