@@ -24,6 +24,11 @@ What the caller hears, in order:
 An unknown or withheld caller hears unknown-caller and the call ends; a postpaid caller on 2112
 hears use-650 (a prepaid one on 650, use-2112). A billing failure plays service-unavailable.
 Every figure comes from billing.services.balance_report, the function SMS and USSD use too.
+
+The flow is a state machine (CallController) that touches no channel: each turn says what to play
+(a digit may interrupt the figures, the error prompts and the menu prompt: barge-in) and what to
+wait for; the answer comes back with `resume`. `run_on_channel` runs it synchronously on a Channel
+(FastAGI, classic AGI, `selfcare call`); ivr.twilio_voice runs it one Twilio webhook per turn.
 """
 from __future__ import annotations
 

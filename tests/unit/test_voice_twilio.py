@@ -368,3 +368,23 @@ def _play_urls(twiml: str) -> list[str]:
 def test_prompt_of_reads_the_id_and_language_back():
     assert prompt_of(f"{BASE}/voice/prompts/ru/cur/manat-5.wav") == ("cur/manat-5", "ru")
     assert AUTH_TOKEN  # the token the walker signs with is the app's
+
+
+def test_migration_0006_goes_up_down_and_up_on_sqlite(tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from billing.core import make_engine
+    from billing.migrate import alembic_config, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        upgrade(engine, "head")
+        assert "call_session" in inspect(engine).get_table_names()
+        command.downgrade(alembic_config(engine), "0005_fraud")
+        assert "call_session" not in inspect(engine).get_table_names()
+        upgrade(engine, "0006_call_sessions")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM call_session")).scalar() == 0
+    finally:
+        engine.dispose()
