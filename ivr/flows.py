@@ -227,6 +227,7 @@ def _call_here(fn, *args):
 
 
 WAITING = object()  # a step that asked the caller something: the turn ends, the step resumes with the answer
+ENDED = "ended"  # CallState.step once the last turn (no wait) was given
 
 
 @dataclass
@@ -327,7 +328,7 @@ class CallController:
             log.exception("call %s: failed", self.label)
             self._unavailable()
         if asking is None:
-            state.step = "ended"
+            state.step = ENDED
             return self.script.turn(None)
         return self.script.turn(asking.wait())
 
@@ -349,7 +350,7 @@ class CallController:
     def _answer(self, given: str | None):
         """The caller's answer to the waiting step: its next step, or WAITING when it asks again."""
         state = self.state
-        if state.step == "ended":
+        if state.step == ENDED:
             raise AssertionError(f"call {self.label}: an answer after the call ended")
         asking = self._asking(state.step)
         outcome = asking.feed(given)

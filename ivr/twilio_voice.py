@@ -33,7 +33,7 @@ from billing.msisdn import mask, normalize
 from selfcare.twilio_signature import public_base, twilio_signature_ok
 
 from .channel import PROMPT_ID
-from .flows import DEFAULT_LANGUAGE, SERVICES, CallController, CallState, service_for
+from .flows import DEFAULT_LANGUAGE, ENDED, SERVICES, CallController, CallState, service_for
 from .menu import Turn
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ def caller_answered(core, settings, turn: int):
     if not claim.won:
         return _replay(core, settings, claim)
     state = CallState.from_json(claim.state)
+    if state.step == ENDED:  # the last answer hung up: nothing may follow it
+        return _twiml(_last_words(public_base(settings, request), state.language, "goodbye"))
     controller = CallController(core, service_for(state.service), state)
     digits = request.form.get("Digits") or None  # no Digits: the caller was silent
     return _answer(core, settings, controller, turn, controller.resume(digits))

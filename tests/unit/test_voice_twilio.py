@@ -388,3 +388,15 @@ def test_migration_0006_goes_up_down_and_up_on_sqlite(tmp_path):
             assert conn.execute(text("SELECT count(*) FROM call_session")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_a_webhook_after_the_call_hung_up_hears_goodbye_and_changes_nothing(make_core):
+    core = make_core()
+    caller = TwilioCaller(twilio_client(core), CALLERS["prepaid", "az"])
+    caller.post(f"{BASE}/voice/twilio?service=2112", caller.form())
+    assert "<Hangup />" in caller.post(f"{BASE}/voice/twilio/turn/1", caller.form(Digits="9")).get_data(as_text=True)
+    after = caller.post(f"{BASE}/voice/twilio/turn/2", caller.form(Digits="3")).get_data(as_text=True)
+    assert after == ('<?xml version="1.0" encoding="UTF-8"?><Response>'
+                     f"<Play>{BASE}/voice/prompts/az/goodbye.wav</Play><Hangup /></Response>")
+    with core.reader() as uow:
+        assert services.balance_report(uow, CALLERS["prepaid", "az"]).notify_balance is True
