@@ -280,3 +280,25 @@ class FraudFlag(Base):
     amount_units: Mapped[int] = mapped_column(BigInteger)
     usual_units: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# --- Voice calls driven one request at a time (issue 13, migration 0006) -------------------------
+
+
+class CallSession(Base):
+    """Where a call driven one request at a time (a Twilio Voice call, by webhook) keeps its
+    flow's state between two requests, so any serving process can take the next one. `call_id`
+    is the gateway's id for the call; `turn` the number of the request last answered and `answer`
+    what it was answered (NULL while being worked out), so a retried request gets the very same
+    answer and changes nothing twice. Dropped when the call ends, or once `expires_at` passes."""
+
+    __tablename__ = "call_session"
+    __table_args__ = (Index("ix_call_session_expires", "expires_at"),)
+
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(Text)
+    turn: Mapped[int] = mapped_column(Integer)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)

@@ -24,13 +24,19 @@ What the caller hears, in order:
 An unknown or withheld caller hears unknown-caller and the call ends; a postpaid caller on 2112
 hears use-650 (a prepaid one on 650, use-2112). A billing failure plays service-unavailable.
 Every figure comes from billing.services.balance_report, the function SMS and USSD use too.
+
+The flow is a state machine (CallController) that touches no channel: each turn says what to play
+(a digit may interrupt the figures, the error prompts and the menu prompt: barge-in) and what to
+wait for; the answer comes back with `resume`. `run_on_channel` runs it synchronously on a Channel
+(FastAGI, classic AGI, `selfcare call`); ivr.twilio_voice runs it one Twilio webhook per turn.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 from billing import services
@@ -39,7 +45,8 @@ from billing.msisdn import mask, normalize
 
 from .agi_shim import Hangup
 from .channel import Channel
-from .menu import ENTERED, EXHAUSTED, DigitEntry, Menu, check_prompts, run_entry, run_menu
+from .menu import (ENTERED, EXHAUSTED, DigitEntry, EntryState, Kind, Menu, MenuState, Script, Turn, check_prompts,
+                   log_outcome, take_turn)
 from .say import say_amount, say_date, say_minutes
 
 log = logging.getLogger(__name__)
@@ -219,158 +226,268 @@ def _call_here(fn, *args):
     return fn(*args)
 
 
+WAITING = object()  # a step that asked the caller something: the turn ends, the step resumes with the answer
+ENDED = "ended"  # CallState.step once the last turn (no wait) was given
+
+
+@dataclass
+class CallState:
+    """All a call's flow keeps between two turns, as plain values: the Twilio adapter stores it
+    (`to_json`) between webhooks and any serving process takes the next one. Never a PIN: the
+    digits of a card entry are redeemed in the turn that read them."""
+
+    service: str
+    caller: str
+    call_id: str
+    language: str = DEFAULT_LANGUAGE  # until the caller is known: what an unknown caller hears
+    msisdn: str | None = None
+    step: str = "greet"  # the next step to run, or the waiting step the next answer is for
+    attempt: int = 0  # of the menu or entry being asked
+    steps_taken: int = 0
+    chosen_language: str | None = None
+    outcome: str = HUNG_UP
+    label: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CallState":
+        return cls(**json.loads(text))
+
+
 class CallController:
-    """One call: a loop over named steps; each step returns the name of the next one (or None).
+    """One call's flow as a state machine that speaks to no channel: `start()` returns the first
+    `Turn` (what to play and what to wait for), `resume(digits)` takes the caller's answer (None
+    for silence) and returns the next one, until a turn has no wait (the call ends; `outcome`).
 
-    Every database touch goes through `blocking(fn, *args)`: called in place by default (classic
-    AGI, simulated calls); the FastAGI server passes one that runs it on its database threads, so
-    a flow driven from its event loop never waits for the database on that loop."""
+    Inside, the flow is a table of named steps; each returns the name of the next one, None (the
+    call ends) or WAITING (it asked the caller; `answer_<step>` takes the answer). Every database
+    touch goes through `blocking(fn, *args)`: called in place by default (classic AGI, simulated
+    calls, Twilio webhooks); the FastAGI server passes one that runs it on its database threads,
+    so a flow driven from its event loop never waits for the database on that loop."""
 
-    def __init__(self, core, channel: Channel, service: Service, *, blocking: Callable | None = None):
+    def __init__(self, core, service: Service, state: CallState, *, blocking: Callable | None = None):
         self.core = core
-        self.channel = channel
         self.service = service
+        self.state = state
         self.blocking = blocking or _call_here
-        self.msisdn: str | None = None
-        self.chosen_language: str | None = None
-        self.entered_pin: str | None = None  # between the PIN entry and its redemption, never logged
-        self.call_id = getattr(channel, "uniqueid", "") or f"nouid-{uuid.uuid4().hex}"
-        self.steps_taken = 0
         self.greeted_with = None  # the report read to greet the caller, announced right after
-        self.outcome = HUNG_UP
-        self.label = f"{service.number} {mask(channel.caller or '')}"
+        self.entered_pin: str | None = None  # between the PIN entry and its redemption, never kept
+        self.script = Script(state.language)
+        if not state.label:
+            state.label = f"{service.number} {mask(state.caller or '')}"
 
-    def run(self) -> str:
-        step = "greet"
+    @classmethod
+    def new_call(cls, core, service: Service, caller: str, call_id: str = "", *, language: str = DEFAULT_LANGUAGE,
+                 blocking: Callable | None = None) -> "CallController":
+        call_id = call_id or f"nouid-{uuid.uuid4().hex}"
+        return cls(core, service, CallState(service.number, caller or "", call_id, language), blocking=blocking)
+
+    @property
+    def outcome(self) -> str:
+        return self.state.outcome
+
+    @property
+    def label(self) -> str:
+        return self.state.label
+
+    def start(self) -> Turn:
+        return self._turn(lambda: self.state.step)
+
+    def resume(self, digits: str | None) -> Turn:
+        return self._turn(lambda: self._answer(digits))
+
+    # -- the machine ---------------------------------------------------------------------------
+
+    def _turn(self, first_step: Callable) -> Turn:
+        state = self.state
+        self.script = Script(state.language)
+        asking = None
         try:
-            while step is not None and self.steps_taken < MAX_STEPS_PER_CALL:
-                step = getattr(self, f"step_{step}")()
-                self.steps_taken += 1
+            step = first_step()
+            while step is not None and step is not WAITING and state.steps_taken < MAX_STEPS_PER_CALL:
+                following = getattr(self, f"step_{step}")()
+                if following is WAITING:
+                    state.step = step
+                    break
+                state.steps_taken += 1
+                step = following
+            else:
+                if step is not None and step is not WAITING:
+                    log.error("call %s: step limit reached, ending the call", self.label)
+                    self.script.say(["goodbye"])
+                    state.outcome = GAVE_UP
+                    step = None
             if step is not None:
-                log.error("call %s: step limit reached, ending the call", self.label)
-                self.channel.play(["goodbye"])
-                self.outcome = GAVE_UP
-        except Hangup as why:
-            log.info("call %s: caller hung up (%s)", self.label, why)
-            self.outcome = HUNG_UP
-            return self.outcome
+                asking = self._asking(state.step)
         except BillingError as error:
             log.error("call %s: billing refused %s: %s", self.label, type(error).__name__, error)
-            self.outcome = self._say_unavailable()
+            self._unavailable()
         except Exception:
             log.exception("call %s: failed", self.label)
-            self.outcome = self._say_unavailable()
-        self._hang_up()
-        return self.outcome
+            self._unavailable()
+        if asking is None:
+            state.step = ENDED
+            return self.script.turn(None)
+        return self.script.turn(asking.wait())
+
+    def _asking(self, step: str):
+        """The menu or entry a waiting step asks, at the attempt it is at."""
+        if step == "main_menu":
+            return MenuState(self.service.main_menu, attempt=self.state.attempt)
+        if step == "language_menu":
+            return MenuState(LANGUAGE_MENU, attempt=self.state.attempt)
+        if step == "card_pin":
+            return EntryState(CARD_PIN_ENTRY, attempt=self.state.attempt)
+        raise AssertionError(f"step {step!r} asks nothing")
+
+    def _ask(self, step: str):
+        self.state.attempt = 0
+        self._asking(step).ask(self.script)
+        return WAITING
+
+    def _answer(self, given: str | None):
+        """The caller's answer to the waiting step: its next step, or WAITING when it asks again."""
+        state = self.state
+        if state.step == ENDED:
+            raise AssertionError(f"call {self.label}: an answer after the call ended")
+        asking = self._asking(state.step)
+        outcome = asking.feed(given)
+        log_outcome(asking.menu if isinstance(asking, MenuState) else asking.entry, self.label, outcome, given)
+        if outcome.kind in (Kind.INVALID, Kind.TIMEOUT):
+            state.attempt = asking.attempt
+            asking.after(outcome, self.script)
+            return WAITING
+        if outcome.kind is Kind.EXHAUSTED:
+            asking.after(outcome, self.script)
+        elif outcome.kind is not Kind.MATCHED:
+            raise AssertionError(f"unhandled outcome {outcome!r}")
+        following = getattr(self, f"answer_{state.step}")(outcome)
+        state.steps_taken += 1
+        return following
+
+    def _speak_in(self, language: str) -> None:
+        self.state.language = language
+        self.script.set_language(language)
+
+    def _unavailable(self) -> None:
+        self.script.say(["service-unavailable"])
+        self.state.outcome = UNAVAILABLE
 
     # -- steps -------------------------------------------------------------------------------
 
     def step_greet(self):
-        self.channel.answer()
         report = self._identify_caller()
         if report is None:
-            self.channel.set_language(DEFAULT_LANGUAGE)
-            self.channel.play(["unknown-caller"])
-            self.outcome = UNKNOWN_CALLER
+            self._speak_in(DEFAULT_LANGUAGE)
+            self.script.say(["unknown-caller"])
+            self.state.outcome = UNKNOWN_CALLER
             return None
-        self.channel.set_language(report.language)
+        self._speak_in(report.language)
         if report.closed:
             log.info("call %s: closed line, told so", self.label)
-            self.channel.play([self.service.welcome, "line-closed"])
-            self.outcome = LINE_CLOSED
+            self.script.say([self.service.welcome, "line-closed"])
+            self.state.outcome = LINE_CLOSED
             return None
         try:
             services.require_served(report, self.service.number)
         except WrongPlan as wrong:
             told = f"use-{services.balance_number_for(wrong.plan)}"  # the number that serves this line
             log.info("call %s: %s line, told %s", self.label, wrong.plan, told)
-            self.channel.play([told])
-            self.outcome = WRONG_PLAN
+            self.script.say([told])
+            self.state.outcome = WRONG_PLAN
             return None
         greeting = [self.service.welcome]
         if report.status != "active":
             greeting.append("line-suspended")
-        self.channel.play(greeting)
+        self.script.say(greeting)
         return "announce"
 
     def step_announce(self):
         # The first time, the figures read a moment ago to greet the caller; "repeat" reads afresh.
         report, self.greeted_with = self.greeted_with or self._report(), None
         log.info("call %s: figures told", self.label)
-        self.channel.play(self.service.figures(report, self.channel.language))
+        self.script.ask(self.service.figures(report, self.state.language))  # the menu's answer may come during them
         return "main_menu"
 
     def step_main_menu(self):
-        return AFTER_MAIN_MENU[run_menu(self.channel, self.service.main_menu, caller_label=self.label)]
+        return self._ask("main_menu")
+
+    def answer_main_menu(self, outcome):
+        return AFTER_MAIN_MENU[outcome.key]
 
     def step_language_menu(self):
-        key = run_menu(self.channel, LANGUAGE_MENU, caller_label=self.label)
-        self.chosen_language = key
-        return AFTER_LANGUAGE_MENU[key]
+        return self._ask("language_menu")
+
+    def answer_language_menu(self, outcome):
+        self.state.chosen_language = outcome.key
+        return AFTER_LANGUAGE_MENU[outcome.key]
 
     def step_save_language(self):
-        language = self.chosen_language
+        language = self.state.chosen_language
         self.blocking(self._save_language, language)
         log.info("call %s: language set to %s", self.label, language)
-        self.channel.set_language(language)
-        self.channel.play(["language-saved"])
+        self._speak_in(language)
+        self.script.say(["language-saved"])
         return "main_menu"
 
     def step_toggle_notifications(self):
         turn_on = not self._report().notify_balance
         self.blocking(self._save_notifications, turn_on)
         log.info("call %s: balance-change SMS %s", self.label, "on" if turn_on else "off")
-        self.channel.play(["notifications-on" if turn_on else "notifications-off"])
+        self.script.say(["notifications-on" if turn_on else "notifications-off"])
         return "main_menu"
 
     def step_card_pin(self):
-        outcome = run_entry(self.channel, CARD_PIN_ENTRY, caller_label=self.label)
+        return self._ask("card_pin")
+
+    def answer_card_pin(self, outcome):
         self.entered_pin = outcome.digits
         return AFTER_CARD_PIN[outcome.key]
 
     def step_redeem_card(self):
         pin, self.entered_pin = self.entered_pin, None
-        key = f"ivr:{self.call_id}:{self.steps_taken}"  # the call's id + step: one request, one key
-        language = self.channel.language
+        key = f"ivr:{self.state.call_id}:{self.state.steps_taken}"  # the call's id + step: one request, one key
+        language = self.state.language
         try:
-            with self.core.uow() as uow:
-                topped = services.redeem_card(uow, self.msisdn, pin, key)
+            topped = self.blocking(self._redeem_card, pin, key)
         except tuple(CARD_REFUSALS) as refused:
             log.info("call %s: card top-up refused (%s)", self.label, refused.code)
-            self.channel.play(CARD_REFUSALS[type(refused)](refused, self.core.clock.now(), language))
+            self.script.say(CARD_REFUSALS[type(refused)](refused, self.core.clock.now(), language))
             return "main_menu"
         log.info("call %s: card %s topped up %s AZN", self.label, topped.serial, topped.amount)
-        self.channel.play(card_topped_up(topped, language))
+        self.script.say(card_topped_up(topped, language))
         return "main_menu"
 
     def step_safety_advice(self):
-        self.channel.play(["fraud-advice"])
+        self.script.say(["fraud-advice"])
         return "main_menu"
 
     def step_goodbye(self):
-        self.channel.play(["goodbye"])
-        self.outcome = COMPLETED
+        self.script.say(["goodbye"])
+        self.state.outcome = COMPLETED
         return None
 
     def step_give_up(self):
-        self.channel.play(["goodbye"])
-        self.outcome = GAVE_UP
+        self.script.say(["goodbye"])
+        self.state.outcome = GAVE_UP
         return None
 
     # -- helpers -----------------------------------------------------------------------------
 
     def _identify_caller(self):
-        caller = (self.channel.caller or "").strip()
+        caller = (self.state.caller or "").strip()
         if caller.lower() in WITHHELD_CALLER_IDS:
             log.info("call %s: caller id withheld", self.label)
             return None
         try:
-            self.msisdn = normalize(caller)
+            self.state.msisdn = normalize(caller)
             report = self._report()
         except BillingError as error:  # InvalidMsisdn, UnknownSubscriber
             log.info("call %s: caller not served (%s)", self.label, error.code)
             return None
-        self.label = f"{self.service.number} {mask(self.msisdn)}"
+        self.state.label = f"{self.service.number} {mask(self.state.msisdn)}"
         self.greeted_with = report
         return report
 
@@ -381,28 +498,54 @@ class CallController:
 
     def _read_report(self):
         with self.core.reader() as uow:
-            return services.balance_report(uow, self.msisdn)
+            return services.balance_report(uow, self.state.msisdn)
 
     def _save_language(self, language: str) -> None:
         with self.core.uow() as uow:
-            services.set_language(uow, self.msisdn, language)
+            services.set_language(uow, self.state.msisdn, language)
 
     def _save_notifications(self, turn_on: bool) -> None:
         with self.core.uow() as uow:
-            services.set_balance_notifications(uow, self.msisdn, turn_on)
+            services.set_balance_notifications(uow, self.state.msisdn, turn_on)
 
-    def _say_unavailable(self) -> str:
-        try:
-            self.channel.play(["service-unavailable"])
-        except Hangup:
-            return HUNG_UP
-        return UNAVAILABLE
+    def _redeem_card(self, pin: str, key: str):
+        with self.core.uow() as uow:
+            return services.redeem_card(uow, self.state.msisdn, pin, key)
 
-    def _hang_up(self) -> None:
-        try:
-            self.channel.hangup()
-        except Hangup:
-            pass
+
+def run_on_channel(controller: CallController, channel: Channel) -> str:
+    """The synchronous voice adapter (FastAGI, classic AGI, `selfcare call`): answer, then take the
+    controller's turns on the channel one after another, then hang up. Returns the call's outcome."""
+    try:
+        channel.answer()
+        turn = controller.start()
+        while turn.wait is not None:
+            turn = controller.resume(take_turn(channel, turn))
+        take_turn(channel, turn)
+        outcome = controller.outcome
+    except Hangup as why:
+        log.info("call %s: caller hung up (%s)", controller.label, why)
+        return HUNG_UP
+    except Exception:  # the channel failed (an AGI error): say so if it still can
+        log.exception("call %s: failed", controller.label)
+        outcome = _say_unavailable(channel)
+    _hang_up(channel)
+    return outcome
+
+
+def _say_unavailable(channel: Channel) -> str:
+    try:
+        channel.play(["service-unavailable"])
+    except Hangup:
+        return HUNG_UP
+    return UNAVAILABLE
+
+
+def _hang_up(channel: Channel) -> None:
+    try:
+        channel.hangup()
+    except Hangup:
+        pass
 
 
 def run_call(core, channel: Channel, service_name: str, *, blocking: Callable | None = None) -> str:
@@ -412,7 +555,10 @@ def run_call(core, channel: Channel, service_name: str, *, blocking: Callable | 
 
     if service_name in outgoing.SERVICES:
         return outgoing.run_outgoing(core, channel, service_name)
-    return CallController(core, channel, service_for(service_name), blocking=blocking).run()
+    controller = CallController.new_call(core, service_for(service_name), channel.caller,
+                                         getattr(channel, "uniqueid", "") or "",
+                                         language=channel.language or DEFAULT_LANGUAGE, blocking=blocking)
+    return run_on_channel(controller, channel)
 
 
 def check_startup(core=None) -> None:

@@ -1,4 +1,5 @@
-"""IVR menus as data, a state machine with no I/O, and the one loop that runs a menu on a Channel.
+"""IVR menus as data, a state machine with no I/O, the turns it asks for, and the one loop that
+runs a turn (and a whole menu) on a Channel.
 
 A menu says, out loud, everything that happens in it: the prompt for each attempt (the last one is
 reused), the options keyed by DTMF digit, `tries = 3`, the first-digit timeout in ms, the prompt
@@ -7,6 +8,14 @@ controller (ivr.flows) maps every key, `EXHAUSTED` included, to the next step.
 
 A `DigitEntry` is the same for several digits read in one go (a card PIN, by GET DATA): its digit
 counts and timeout are data, and it answers `entered` (with the digits) or `exhausted`.
+
+A `Turn` is what a flow asks of a voice adapter at once: prompts heard whole (`say`), then prompts
+a digit may interrupt (`ask`: barge-in, the answer is taken as soon as it is pressed), then what to
+wait for (`Wait`: one menu digit, or digits ended by `#`), or nothing and the call ends. The
+Asterisk adapter runs a turn with `take_turn` (STREAM FILE with escape digits, WAIT FOR DIGIT,
+GET DATA), the Twilio adapter renders it as TwiML (<Play>, <Gather> around the asking prompts).
+Which prompts a menu asks again after an invalid digit or silence is decided here, once
+(`MenuState.after`, `EntryState.after`), for both.
 """
 from __future__ import annotations
 
@@ -90,6 +99,85 @@ class Outcome:
     digits: str | None = None  # what a DigitEntry read, for MATCHED
 
 
+@dataclass(frozen=True)
+class Wait:
+    """What a turn waits for once its prompts are played: `max_digits` (1 for a menu), with
+    `timeout_ms` of silence before the first digit (and, for an entry, between digits)."""
+
+    max_digits: int
+    timeout_ms: int
+    finish_on_key: str = ""  # "#" ends an entry; "" for a menu, where '#' is an answer (an invalid one)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Prompts to play and what to wait for then; `wait=None`: the call ends after the prompts.
+
+    `language` is the language every prompt of the turn plays in; `set_language` says the flow
+    changed it with this turn (Asterisk is told, SET VARIABLE CHANNEL(language))."""
+
+    say: tuple[str, ...]  # heard whole
+    ask: tuple[str, ...]  # then these: a digit pressed during them is the answer (barge-in)
+    wait: Wait | None
+    language: str | None = None
+    set_language: bool = False
+
+    def __post_init__(self) -> None:
+        if self.wait is not None and self.wait.max_digits > 1 and len(self.ask) != 1:
+            # GET DATA plays exactly one sound while it reads digits
+            raise ValueError(f"a turn reading several digits asks with one prompt, not {self.ask!r}")
+
+    @property
+    def prompt_ids(self) -> tuple[str, ...]:
+        return (*self.say, *self.ask)
+
+
+class Script:
+    """Collects the prompts of one turn in order. `say` prompts are heard whole, `ask` prompts may
+    be interrupted: a prompt to be heard whole after asking ones makes them all heard whole, since
+    barge-in can only cover the end of a turn."""
+
+    def __init__(self, language: str | None = None):
+        self.language = language
+        self.language_set = False
+        self._say: list[str] = []
+        self._ask: list[str] = []
+
+    def set_language(self, language: str) -> None:
+        if self._say or self._ask:
+            raise AssertionError("the language changes before a turn's first prompt, never inside it")
+        self.language, self.language_set = language, True
+
+    def say(self, prompt_ids) -> None:
+        self._say += self._ask
+        self._ask = []
+        self._say += list(prompt_ids)
+
+    def ask(self, prompt_ids) -> None:
+        self._ask += list(prompt_ids)
+
+    def turn(self, wait: Wait | None) -> Turn:
+        if wait is None:
+            say, ask = (*self._say, *self._ask), ()
+        else:
+            say, ask = tuple(self._say), tuple(self._ask)
+        return Turn(say, ask, wait, self.language, self.language_set)
+
+
+def take_turn(channel: Channel, turn: Turn) -> str | None:
+    """Run a turn on a channel: the digit(s) the caller answered, or None (silence, or no wait)."""
+    if turn.set_language:
+        channel.set_language(turn.language)
+    if turn.say:
+        channel.play(turn.say)
+    wait = turn.wait
+    if wait is None:
+        return None
+    if wait.max_digits == 1:
+        return channel.read_digit(turn.ask, wait.timeout_ms)
+    return channel.read_digits(turn.ask[0], wait.max_digits, wait.timeout_ms)
+
+
 @dataclass
 class MenuState:
     """Digit (or None for a timeout) in, Outcome out. Counts attempts down; does no I/O."""
@@ -114,23 +202,53 @@ class MenuState:
             return Outcome(Kind.EXHAUSTED, key=self.menu.exhausted_key, error_prompt=prompt)
         return Outcome(failure, error_prompt=prompt)
 
+    def wait(self) -> Wait:
+        return Wait(max_digits=1, timeout_ms=self.menu.first_digit_timeout_ms)
+
+    def ask(self, script: Script) -> None:
+        script.ask(self.prompts())
+
+    def after(self, outcome: Outcome, script: Script) -> None:
+        """The prompts after a failure: the error prompt and the next attempt's prompt, both
+        interruptible (the caller may answer during "no input"); when tries ran out, the error
+        prompt alone, heard whole."""
+        if outcome.kind is Kind.EXHAUSTED:
+            script.say([outcome.error_prompt])
+        elif outcome.kind in (Kind.INVALID, Kind.TIMEOUT):
+            script.ask([outcome.error_prompt])
+            self.ask(script)
+        else:
+            raise AssertionError(f"unhandled menu outcome {outcome!r}")
+
+
+def log_outcome(what, caller_label: str, outcome: Outcome, given: str | None) -> None:
+    """One log line per decision; an entry's digits (maybe a PIN) are counted, never written."""
+    if isinstance(what, DigitEntry):
+        log.info("entry %s %s: %s (%d digits)", what.name, caller_label, outcome.kind.value, len(given or ""))
+    else:
+        log.info("menu %s %s: %s %s", what.name, caller_label, outcome.kind.value, outcome.key or given or "")
+
 
 def run_menu(channel: Channel, menu: Menu, *, caller_label: str = "") -> str:
     """Play and read until the menu yields a key. A hangup raises out of here, never re-prompts."""
-    state = MenuState(menu)
+    return _run_state(channel, MenuState(menu), menu, caller_label).key
+
+
+def _run_state(channel: Channel, state, what, caller_label: str) -> Outcome:
+    """The synchronous loop of one menu or entry, turn after turn, on a channel."""
+    script = Script()
+    state.ask(script)
     while True:
-        digit = channel.read_digit(state.prompts(), menu.first_digit_timeout_ms)
-        outcome = state.feed(digit)
-        log.info("menu %s %s: %s %s", menu.name, caller_label, outcome.kind.value, outcome.key or digit or "")
+        given = take_turn(channel, script.turn(state.wait()))
+        outcome = state.feed(given)
+        log_outcome(what, caller_label, outcome, given)
         if outcome.kind is Kind.MATCHED:
-            return outcome.key
-        if outcome.kind in (Kind.INVALID, Kind.TIMEOUT):
-            channel.play([outcome.error_prompt])
-            continue
+            return outcome
+        script = Script()
+        state.after(outcome, script)
         if outcome.kind is Kind.EXHAUSTED:
-            channel.play([outcome.error_prompt])
-            return outcome.key
-        raise AssertionError(f"unhandled menu outcome {outcome!r}")
+            take_turn(channel, script.turn(None))
+            return outcome
 
 
 # -- several digits in one go ------------------------------------------------------------------
@@ -200,20 +318,23 @@ class EntryState:
             return Outcome(Kind.EXHAUSTED, key=entry.exhausted_key, error_prompt=prompt)
         return Outcome(failure, error_prompt=prompt)
 
+    def wait(self) -> Wait:
+        return Wait(max_digits=self.entry.max_digits, timeout_ms=self.entry.digit_timeout_ms, finish_on_key="#")
+
+    def ask(self, script: Script) -> None:
+        script.ask(self.prompts())
+
+    def after(self, outcome: Outcome, script: Script) -> None:
+        """The error prompt heard whole (a digit pressed during it would be lost to the next read,
+        so none is taken), then the entry's prompt again, unless tries ran out."""
+        if outcome.kind not in (Kind.INVALID, Kind.TIMEOUT, Kind.EXHAUSTED):
+            raise AssertionError(f"unhandled entry outcome {outcome!r}")
+        script.say([outcome.error_prompt])
+        if outcome.kind is not Kind.EXHAUSTED:
+            self.ask(script)
+
 
 def run_entry(channel: Channel, entry: DigitEntry, *, caller_label: str = "") -> Outcome:
     """Read until the entry yields digits (MATCHED) or gives up (EXHAUSTED). The digits are never
     logged: they may be a PIN."""
-    state = EntryState(entry)
-    while True:
-        digits = channel.read_digits(state.prompts()[0], entry.max_digits, entry.digit_timeout_ms)
-        outcome = state.feed(digits)
-        log.info("entry %s %s: %s (%d digits)", entry.name, caller_label, outcome.kind.value, len(digits or ""))
-        if outcome.kind is Kind.MATCHED:
-            return outcome
-        if outcome.kind in (Kind.INVALID, Kind.TIMEOUT, Kind.EXHAUSTED):
-            channel.play([outcome.error_prompt])
-            if outcome.kind is Kind.EXHAUSTED:
-                return outcome
-            continue
-        raise AssertionError(f"unhandled entry outcome {outcome!r}")
+    return _run_state(channel, EntryState(entry), entry, caller_label)

@@ -7,6 +7,7 @@ from sqlalchemy import text
 from billing.core import Core
 from selfcare import metrics
 from selfcare.config import Settings
+from ivr import twilio_voice
 from sms import web as sms_web
 from ussd import web as ussd_web
 
@@ -34,6 +35,7 @@ def create_app(core: Core, settings: Settings | None = None) -> Flask:
     sms_web.register(app, core, settings)
     ussd_web.register(app, core, settings)
     metrics.register(app, core)
+    twilio_voice.register(app, core, settings)
     return app
 
 

@@ -14,12 +14,12 @@ import time
 import uuid
 
 from flask import Response, request
-from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from billing import outbox
 from billing.msisdn import mask, mask_numbers
 from selfcare import logs, metrics
+from selfcare.twilio_signature import twilio_signature_ok
 
 from .commands import SHORT_NUMBERS, parse, short_number_of
 from .dispatch import DLR_STATUS
@@ -31,22 +31,6 @@ PLAIN_UTF8 = "text/plain; charset=utf-8"
 
 
 # -- Twilio -----------------------------------------------------------------------------------
-
-def twilio_url(settings, req) -> str:
-    """The URL Twilio signed. Behind a proxy the app sees another one: the configured public base
-    (e.g. https://sms.example.com or https://example.com/selfcare) replaces scheme, host and prefix."""
-    if not settings.twilio_public_url:
-        return req.url
-    path = req.full_path if req.query_string else req.path
-    return settings.twilio_public_url.rstrip("/") + path
-
-
-def twilio_signature_ok(settings, req) -> bool:
-    signature = req.headers.get("X-Twilio-Signature")
-    if not settings.twilio_auth_token or not signature:
-        return False
-    return RequestValidator(settings.twilio_auth_token).validate(twilio_url(settings, req), req.form, signature)
-
 
 def _twilio_short_number(req) -> str:
     """Twilio numbers are full phone numbers: the webhook URL names the service (`?service=2112`)

@@ -22,7 +22,8 @@ from tests.integration.conftest import (
     call_threads,
 )
 from tests.peers.audio import audio_stats
-from tests.peers.baresip import sip_call
+from tests.peers.agi_trace import AgiTrace
+from tests.peers.baresip import BaresipPhone, sip_call
 
 pytestmark = pytest.mark.asterisk
 
@@ -200,3 +201,29 @@ def test_sip_caller_hears_speech_not_silence(asterisk):
     assert heard.looks_like_speech(), heard
     assert heard.seconds > 5, heard
     assert_every_sound_existed(asterisk)
+
+
+def test_a_digit_sent_over_sip_during_the_no_input_prompt_is_taken_as_the_choice(asterisk):
+    # The caller stays silent at the first menu, then presses 9 (goodbye) while no-input plays:
+    # RFC 4733 from baresip, over PJSIP, into STREAM FILE with escape digits (barge-in, issue 13).
+    trace = AgiTrace(asterisk.pbx, "PJSIP/caller-")
+    with BaresipPhone(asterisk.pbx, ASTERISK_PREPAID_AZ) as phone:
+        phone.dial("2112")
+        closed = lambda: phone.has_event("CALL_CLOSED")  # noqa: E731
+        trace.wait_for_command(r"^WAIT FOR DIGIT 5000$", 120, closed)  # silence: 5 s and it times out
+        trace.wait_for_command(r"^STREAM FILE no-input ", 30, closed)
+        phone.send_digit("9")
+        phone.wait_event("CALL_CLOSED", 60)
+
+    lines = trace.lines()
+    [asked] = [i for i, line in enumerate(lines) if line.direction == "Rx" and line.text.startswith("STREAM FILE no-input")]
+    assert lines[asked].text == 'STREAM FILE no-input "0123456789*#" 0'
+    reply = next(line.text for line in lines[asked + 1:] if line.direction == "Tx")
+    assert reply.startswith("200 result=57 "), reply  # '9' (ASCII 57) stopped the prompt and answered
+    after = [line.text for line in lines[asked + 1:] if line.direction == "Rx"]
+    assert after == ['STREAM FILE goodbye "" 0', "HANGUP"]  # taken as the choice: no menu again
+    commands = trace.commands()
+    assert commands.count("WAIT FOR DIGIT 5000") == 1
+    assert streamed(commands)[-3:] == ["menu-main", "no-input", "goodbye"]
+    assert_every_sound_existed(asterisk)
+    wait_until_no_live_calls(asterisk)

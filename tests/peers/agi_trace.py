@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 AGI_LOG_LINE = re.compile(r"<(?P<channel>[^>]+)>AGI (?P<dir>Rx|Tx) (?:<<|>>) (?P<text>.*)$")
 REPLY_RESULT = re.compile(r"^200 result=(-?\d*)")
 SCRIPT_COMPLETED = re.compile(r"AGI Script agi://\S+ completed")
-# AGI commands that wait for the caller's digits: the moment a scripted caller presses one.
-DIGIT_READING_COMMAND = re.compile(r"^(GET DATA|WAIT FOR DIGIT|GET OPTION|STREAM FILE \S+ \"?[0-9*#]+)", re.I)
+# AGI commands that wait for the caller's digits: the moment a scripted caller presses one. A
+# prompt played with escape digits takes a digit too, but the flows stream the figures and the
+# error prompts that way as well (barge-in): a scripted caller answers during the prompt that asks
+# the question (a menu's, the wangiri warning) or once the server waits for a digit, as before.
+DIGIT_READING_COMMAND = re.compile(
+    r"^(GET DATA|WAIT FOR DIGIT|GET OPTION|STREAM FILE (menu-\S+|call-wangiri-warning) \"?[0-9*#]+)", re.I)
 
 
 @dataclass

@@ -127,8 +127,9 @@ def test_escape_digit_during_the_menu_prompt_answers_the_menu(server):
     # on 650, where 5 is no option (on 2112 it tops up with a card)
     asterisk = place_call(server, POSTPAID_RU, "650", keys="9", overrides={"STREAM FILE menu-main-650": interrupted})
     first_menu = asterisk.commands.index(f"STREAM FILE menu-main-650 {ALL_DIGITS} 0")
-    # '5' answered the menu at once (no WAIT FOR DIGIT); it is not an option, so invalid-choice
-    assert asterisk.commands[first_menu + 1] == 'STREAM FILE invalid-choice "" 0'
+    # '5' answered the menu at once (no WAIT FOR DIGIT); it is not an option, so invalid-choice,
+    # which a digit may interrupt too (barge-in, issue 13)
+    assert asterisk.commands[first_menu + 1] == f"STREAM FILE invalid-choice {ALL_DIGITS} 0"
     assert asterisk.streamed()[-1] == "goodbye"
 
 
@@ -155,7 +156,7 @@ def test_520_multi_line_usage_is_read_whole_and_replies_stay_in_step(server):
 def test_hangup_line_mid_command_ends_the_call_and_the_server_closes(server):
     hangup_then_511 = transcript_replies("3", "GET DATA beep 10000 4", occurrence=1)  # HANGUP, 511
     asterisk = place_call(server, keys="9", overrides={"STREAM FILE your-balance-is": hangup_then_511})
-    assert asterisk.commands[-1] == 'STREAM FILE your-balance-is "" 0'
+    assert asterisk.commands[-1] == f"STREAM FILE your-balance-is {ALL_DIGITS} 0"  # the figures: barge-in
     assert asterisk.closed_by_server
     assert wait_until_idle(server) == 0
 
@@ -164,7 +165,7 @@ def test_hangup_line_after_a_complete_reply_ends_the_call(server):
     asterisk = place_call(server, keys="9",
                           overrides={"STREAM FILE welcome-2112": ["200 result=0 endpos=8000", "HANGUP"]})
     # the HANGUP line is read as the first line of the next reply; that reply is consumed too
-    assert asterisk.commands[-1] == 'STREAM FILE your-balance-is "" 0'
+    assert asterisk.commands[-1] == f"STREAM FILE your-balance-is {ALL_DIGITS} 0"
     assert "HANGUP" not in asterisk.commands
     assert asterisk.closed_by_server
 
@@ -318,3 +319,20 @@ def test_an_endless_line_is_refused_and_the_call_closed(server):
         except ConnectionResetError:
             pass  # closed with our bytes unread: also closed
     assert wait_until_idle(server) == 0
+
+
+def test_a_digit_pressed_during_the_no_input_prompt_answers_the_menu(server):
+    pressed_9 = ["200 result=57 endpos=4000"]  # STREAM FILE interrupted by '9' (ASCII 57)
+    asterisk = place_call(server, keys=" ", overrides={"STREAM FILE no-input": pressed_9})
+    commands = asterisk.commands
+    no_input = commands.index(f"STREAM FILE no-input {ALL_DIGITS} 0")
+    # the 9 answered at once: no menu prompt again, no second WAIT FOR DIGIT, goodbye
+    assert commands[no_input + 1:] == ['STREAM FILE goodbye "" 0', "HANGUP"]
+    assert commands.count("WAIT FOR DIGIT 5000") == 1
+
+
+def test_a_digit_pressed_during_the_figures_answers_the_menu(server, core):
+    pressed_4 = ["200 result=52 endpos=2000"]  # '4': safety advice
+    asterisk = place_call(server, keys="9", overrides={"STREAM FILE your-tariff-is": pressed_4})
+    streamed = asterisk.streamed()
+    assert streamed[streamed.index("your-tariff-is") + 1:] == ["fraud-advice", "menu-main", "goodbye"]

@@ -361,3 +361,31 @@ def test_a_card_on_2112_reactivates_a_line_whose_balance_expired(core):
     assert not after.balance_expired and after.status == "active" and after.balance_expires > before.balance_expires
     with core.reader() as uow:
         assert services.audit(uow) == []
+
+
+# -- the machine itself, without a channel ----------------------------------------------------------
+
+def test_the_flow_is_a_machine_of_turns_whose_state_survives_a_round_trip_through_json(core):
+    from ivr.flows import CallController, CallState, service_for
+    from ivr.menu import Wait
+
+    controller = CallController.new_call(core, service_for("650"), POSTPAID_RU, "call-1")
+    first = controller.start()
+    assert first.say == ("welcome-650",) and first.language == "ru" and first.set_language
+    assert first.ask[0] == "billed-amount-is" and first.ask[-1] == "menu-main-650"  # figures: barge-in
+    assert first.wait == Wait(max_digits=1, timeout_ms=5000, finish_on_key="")
+
+    resumed = CallController(core, service_for("650"), CallState.from_json(controller.state.to_json()))
+    second = resumed.resume(None)  # silence
+    assert (second.say, second.ask, second.wait) == ((), ("no-input", "menu-main-650"), first.wait)
+    third = resumed.resume("2")
+    assert (third.say, third.ask) == ((), ("menu-language",))
+    again = CallController(core, service_for("650"), CallState.from_json(resumed.state.to_json()))
+    invalid = again.resume("9")  # no option in the language menu
+    assert (invalid.say, invalid.ask) == ((), ("invalid-choice", "menu-language"))
+    saved = again.resume("2")
+    assert (saved.say, saved.ask, saved.language, saved.set_language) == (
+        ("language-saved",), ("menu-main-650",), "en", True)
+    last = again.resume("9")
+    assert (last.say, last.ask, last.wait, again.outcome) == (("goodbye",), (), None, flows.COMPLETED)
+    assert report(core, POSTPAID_RU).language == "en"

@@ -191,3 +191,54 @@ def test_a_bad_digit_entry_is_refused_when_it_loads_naming_the_bad_entry(changes
     with pytest.raises(InvalidMenu) as raised:
         DigitEntry(**fields)
     assert "'broken'" in str(raised.value) and named in str(raised.value)
+
+
+# -- turns: what a voice adapter is asked to do at once --------------------------------------------
+
+def test_after_an_invalid_digit_the_error_and_the_menu_are_asked_together_so_either_may_be_interrupted():
+    from ivr.menu import Script, Wait
+
+    state, script = MenuState(COLOURS), Script("en")
+    state.after(state.feed("7"), script)
+    turn = script.turn(state.wait())
+    assert (turn.say, turn.ask, turn.wait) == ((), ("invalid-choice", "pick-colour-again"), Wait(1, 4000, ""))
+
+
+def test_when_tries_run_out_the_error_prompt_is_heard_whole_and_nothing_is_waited_for():
+    from ivr.menu import Script
+
+    state, script = MenuState(COLOURS, attempt=2), Script("en")
+    state.after(state.feed(None), script)
+    turn = script.turn(None)
+    assert (turn.say, turn.ask, turn.wait) == (("no-input",), (), None)
+
+
+def test_an_entry_re_asks_after_its_error_prompt_heard_whole_and_waits_for_digits_ended_by_hash():
+    from ivr.menu import Script, Wait
+
+    state, script = EntryState(PIN), Script("az")
+    state.after(state.feed("12"), script)
+    turn = script.turn(state.wait())
+    assert (turn.say, turn.ask, turn.wait) == (("bad-pin",), ("enter-pin",), Wait(8, 6000, "#"))
+
+
+def test_a_prompt_heard_whole_after_asking_ones_makes_them_heard_whole_too():
+    from ivr.menu import Script
+
+    script = Script("en")
+    script.ask(["figures"])
+    script.say(["notice"])
+    script.ask(["menu"])
+    turn = script.turn(MenuState(COLOURS).wait())
+    assert (turn.say, turn.ask) == (("figures", "notice"), ("menu",))
+
+
+def test_the_language_changes_only_before_a_turns_first_prompt():
+    from ivr.menu import Script
+
+    script = Script("az")
+    script.set_language("ru")
+    script.say(["language-saved"])
+    assert script.turn(None).language == "ru" and script.turn(None).set_language
+    with pytest.raises(AssertionError):
+        script.set_language("en")
