@@ -55,7 +55,7 @@ def error_response(error: e.BillingError, *, fields: list[str] | None = None):
     code = error.code if error.code in section else "invalid-input"
     values = {"tries_left": getattr(error, "tries_left", None)}
     detail = {"code": error.code, "message": section.render_from(code, _language(), values)}
-    if isinstance(error, e.WrongCode):
+    if getattr(error, "tries_left", None) is not None:  # a wrong code or a wrong PIN
         detail["tries_left"] = error.tries_left
     if isinstance(error, e.CreditRefused):
         detail["reason"] = error.reason
