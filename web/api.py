@@ -76,6 +76,15 @@ def _errors(*statuses: int) -> dict:
     return {f"HTTP_{status}": s.Error for status in statuses}
 
 
+def _json():
+    """The validated JSON body. spectree validates a body only when it is sent as JSON: a form or
+    multipart body reaches the view unvalidated, as None, and is refused here."""
+    body = getattr(request.context, "json", None)
+    if body is None:
+        raise InvalidInput("the body must be JSON (Content-Type: application/json)")
+    return body
+
+
 def _key(signed: signin.Signed, what: str) -> str:
     given = request.headers.get("Idempotency-Key")
     if given is not None and not IDEMPOTENCY_KEY.match(given):
@@ -138,14 +147,14 @@ def register(app, core, settings) -> None:
     def request_code():
         """Send a sign-in code by SMS. The same answer for every well-formed number, ours or not."""
         with core.uow() as uow:
-            request_id = signin.request_code(uow, request.context.json.msisdn, client_address())
+            request_id = signin.request_code(uow, _json().msisdn, client_address())
         return s.CodeRequested(request_id=request_id, expires_in_s=int(signin.CODE_TTL.total_seconds())), 202
 
     @api.post("/signin/verify")
     @spec.validate(json=s.CodeVerification, resp=Response(HTTP_200=s.Token, **_errors(400, 429)), tags=[_SIGNIN])
     def verify_code():
         """Trade the code for a bearer token (5 wrong codes per request at most)."""
-        body = request.context.json
+        body = _json()
         with core.uow() as uow:
             issued = signin.verify_code(uow, body.request_id, body.msisdn, body.code, "api")
         return s.Token(token=issued.secret, msisdn=issued.msisdn, expires_at=issued.expires_at)
@@ -214,7 +223,7 @@ def register(app, core, settings) -> None:
                    tags=[_PACKS], security=_BEARER)
     def order_pack():
         """Order a pack by its number (charged now, renewed every 30 days)."""
-        number = request.context.json.number
+        number = _json().number
 
         def order(uow, signed):
             done = services.order_pack(uow, signed.msisdn, number, _key(signed, "pack"))
@@ -261,7 +270,7 @@ def register(app, core, settings) -> None:
                    tags=[_CREDIT], security=_BEARER)
     def take_credit():
         """Take Nar Credit (the largest available, or the amount of `code`) or SOS Credit."""
-        body = request.context.json
+        body = _json()
 
         def take(uow, signed):
             key = _key(signed, f"credit-{body.kind}")
@@ -286,7 +295,7 @@ def register(app, core, settings) -> None:
                    tags=[_SHARING], security=_BEARER)
     def grant():
         """Let a number see this (postpaid) line's figures, like `+<number>` to 650."""
-        number = request.context.json.msisdn
+        number = _json().msisdn
 
         def run(uow, signed):
             changed = services.grant_access(uow, signed.msisdn, number)
@@ -328,7 +337,7 @@ def register(app, core, settings) -> None:
                    tags=[_SETTINGS], security=_BEARER)
     def change_settings():
         """Change the language (of SMS, USSD, the IVR and the pages) and the balance-change SMS switch."""
-        change = request.context.json
+        change = _json()
 
         def run(uow, signed):
             with uow.atomic():
@@ -346,7 +355,7 @@ def register(app, core, settings) -> None:
                    tags=[_TOPUP], security=_BEARER)
     def card_topup():
         """Top up with a scratch card's serial and PIN (wrong PINs are counted per line)."""
-        body = request.context.json
+        body = _json()
 
         def run(uow, signed):
             done = services.redeem_card(uow, signed.msisdn, body.pin, _key(signed, "card"), serial=body.serial)
