@@ -1,77 +1,51 @@
-"""A line's history: its ledger entries, newest first, paged, each named by what it was.
-
-The entry kinds are the ledger's own (`ledger.post(..., kind)`); `WHAT` maps them onto the few
-words a subscriber needs (an SMS fee, a call, a pack, a top-up, a card, credit ...), with the
-detail the kind carries (the short number, the call's destination kind, the pack's code).
-"""
+"""A line's ledger as a subscriber reads it: newest first, a page at a time, each entry named by
+what it was (an SMS fee, a call, a pack, data, a top-up, a card, a credit, a bill run, ...)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from . import lines
-from .errors import InvalidInput
 from .models import LedgerEntry
 from .money import from_units
 
-# (kind prefix, what) in the order they are tried: the first prefix that matches names the entry.
-WHAT = (
-    ("sms:", "sms-fee"),
-    ("call:", "call"),
-    ("data", "data"),
-    ("pack:", "pack"),
-    ("topup", "top-up"),
-    ("card", "card"),
-    ("credit:repay", "credit-repaid"),
-    ("credit:request-fee", "credit-fee"),
-    ("credit:write-off", "credit-written-off"),
-    ("credit:", "credit"),
-    ("billrun", "bill"),
-    ("opening", "opening"),
-    ("plan-change", "plan-change"),
-    ("closure", "closure"),
-)
-MAX_PER_PAGE = 100
-
-
-def what_of(kind: str) -> tuple[str, str | None]:
-    """('pack', '3GB') for 'pack:3GB'; ('other', kind) for a kind this list does not know yet."""
-    for prefix, what in WHAT:
-        if kind.startswith(prefix):
-            detail = kind[len(prefix):] if prefix.endswith(":") else None
-            return what, detail or None
-    return "other", kind
+PAGE_SIZE = 10
+# The first part of an entry's kind ("sms:2112", "pack:1gb", "credit:request-fee") says what it was.
+WHAT = ("sms", "call", "pack", "data", "topup", "card", "credit", "billrun", "plan-change", "opening", "closure")
 
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    id: int
-    at: datetime
-    account: str
-    amount: Decimal
-    what: str
-    detail: str | None
+    when: datetime
+    account: str  # balance, billed, current, advance, nar_debt, sos_debt
+    amount: Decimal  # exact, with its sign: what the entry added to the account
+    what: str  # one of WHAT, "other" for a kind this list does not know yet
 
 
 @dataclass(frozen=True)
 class HistoryPage:
     entries: list[HistoryEntry]
-    page: int
-    per_page: int
-    total: int
+    page: int  # 1-based
+    has_more: bool
 
 
-def history(uow, msisdn: str, page: int = 1, per_page: int = 20) -> HistoryPage:
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise InvalidInput(f"page from 1, per_page from 1 to {MAX_PER_PAGE}")
-    line = lines.snapshot(uow, msisdn)
-    mine = LedgerEntry.subscriber_id == line.id
-    total = uow.session.scalar(select(func.count(LedgerEntry.id)).where(mine))
+def what_of(kind: str) -> str:
+    head = kind.split(":", 1)[0]
+    return head if head in WHAT else "other"
+
+
+def history(uow, msisdn: str, page: int = 1, page_size: int = PAGE_SIZE) -> HistoryPage:
+    """One page of the line's own entries; a page past the end is empty, never an error."""
+    line = lines.find(uow, msisdn)
+    page = max(page, 1)
     rows = uow.session.execute(
-        select(LedgerEntry.id, LedgerEntry.created_at, LedgerEntry.account, LedgerEntry.delta_units, LedgerEntry.kind)
-        .where(mine).order_by(LedgerEntry.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
-    entries = [HistoryEntry(r.id, r.created_at, r.account, from_units(r.delta_units), *what_of(r.kind)) for r in rows]
-    return HistoryPage(entries, page, per_page, total)
+        select(LedgerEntry.created_at, LedgerEntry.account, LedgerEntry.delta_units, LedgerEntry.kind)
+        .where(LedgerEntry.subscriber_id == line.id)
+        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+        .offset((page - 1) * page_size).limit(page_size + 1)
+    ).all()
+    entries = [HistoryEntry(when, account, from_units(units), what_of(kind)) for when, account, units, kind in rows]
+    return HistoryPage(entries[:page_size], page, len(entries) > page_size)

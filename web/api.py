@@ -195,9 +195,9 @@ def register(app, core, settings) -> None:
 
         def answer(uow, signed):
             found = services.history(uow, signed.msisdn, query.page, query.per_page)
-            return s.History(page=found.page, per_page=found.per_page, total=found.total, entries=[
-                s.HistoryEntry(id=e.id, at=e.at, account=e.account, amount=fmt_exact(e.amount), what=e.what,
-                               detail=e.detail) for e in found.entries])
+            return s.History(page=found.page, per_page=query.per_page, has_more=found.has_more, entries=[
+                s.HistoryEntry(at=e.when, account=e.account, amount=fmt_exact(e.amount), what=e.what)
+                for e in found.entries])
         return reading(answer)
 
     # -- packs --------------------------------------------------------------------------------

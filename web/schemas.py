@@ -116,19 +116,18 @@ class Tariff(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    id: int
     at: datetime
-    account: str
+    account: str = Field(examples=["balance", "billed", "current", "advance", "nar_debt", "sos_debt"])
     amount: str = money()
-    what: str = Field(examples=["sms-fee", "call", "pack", "top-up", "card", "credit"])
-    detail: Optional[str] = None
+    what: str = Field(examples=["sms", "call", "pack", "data", "topup", "card", "credit", "billrun"],
+                      description="billing.history.WHAT, or other")
 
 
 class History(BaseModel):
     entries: list[HistoryEntry]
     page: int
     per_page: int
-    total: int
+    has_more: bool
 
 
 class HistoryQuery(Strict):
