@@ -188,3 +188,18 @@ def test_signing_out_everywhere_ends_every_session_of_the_line(any_core):
     for secret, kind in secrets_:
         with pytest.raises(NotSignedIn):
             call(any_core, signin.authenticate, secret, kind)
+
+
+def test_purge_forgets_old_challenges_and_ended_sessions_only(any_core, clock):
+    open_prepaid(any_core)
+    request_id = ask(any_core)
+    token = verify(any_core, request_id, code_of(any_core, request_id)).secret
+    clock.advance(timedelta(days=2))
+    fresh_id = ask(any_core)
+    fresh = verify(any_core, fresh_id, code_of(any_core, fresh_id)).secret
+    assert call(any_core, signin.purge) == 1  # the first challenge; both tokens still run (30 days)
+    clock.advance(timedelta(days=29, minutes=1))
+    assert call(any_core, signin.purge) == 2  # the second challenge and the first token, ended 1+ day ago
+    with pytest.raises(NotSignedIn):
+        call(any_core, signin.authenticate, token, "api")
+    assert call(any_core, signin.authenticate, fresh, "api").msisdn == PRE
