@@ -203,3 +203,13 @@ def test_purge_forgets_old_challenges_and_ended_sessions_only(any_core, clock):
     with pytest.raises(NotSignedIn):
         call(any_core, signin.authenticate, token, "api")
     assert call(any_core, signin.authenticate, fresh, "api").msisdn == PRE
+
+
+def test_the_worker_purges_what_sign_in_left_behind(core, clock):
+    from selfcare import worker
+
+    ask(core, UNKNOWN)
+    clock.advance(timedelta(days=1, minutes=6))
+    assert worker.run_once(core)["signin-purge"] == 1
+    with core.reader() as uow:
+        assert uow.session.scalar(select(func.count(SigninChallenge.id))) == 0
