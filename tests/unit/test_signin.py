@@ -213,3 +213,23 @@ def test_the_worker_purges_what_sign_in_left_behind(core, clock):
     assert worker.run_once(core)["signin-purge"] == 1
     with core.reader() as uow:
         assert uow.session.scalar(select(func.count(SigninChallenge.id))) == 0
+
+
+def test_the_sign_in_migration_goes_up_down_and_up(tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from billing.core import make_engine
+    from billing.migrate import alembic_config, upgrade
+
+    tables = {"signin_challenge", "signin_quota", "web_session"}
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        upgrade(engine, "head")
+        assert tables <= set(inspect(engine).get_table_names())
+        command.downgrade(alembic_config(engine), "0005_fraud")
+        assert not tables & set(inspect(engine).get_table_names())
+        upgrade(engine, "head")
+        assert tables <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
