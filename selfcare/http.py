@@ -10,6 +10,7 @@ from selfcare.config import Settings
 from ivr import twilio_voice
 from sms import web as sms_web
 from ussd import web as ussd_web
+import web
 
 MAX_BODY_BYTES = 64 * 1024  # no legitimate webhook or USSD request comes near it
 
@@ -36,6 +37,7 @@ def create_app(core: Core, settings: Settings | None = None) -> Flask:
     ussd_web.register(app, core, settings)
     metrics.register(app, core)
     twilio_voice.register(app, core, settings)
+    web.register(app, core, settings)  # the app's JSON API and the subscriber pages
     return app
 
 

@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from billing import services
+from billing import services, signin
 from billing.expiry import run_expiry_reminders, run_line_expiries
 from billing.friend_credit import run_friend_request_lapses
 from billing.pack_renewal import run_pack_expiries, run_pack_renewals
@@ -24,6 +24,7 @@ JOBS: list = [
     ("pack-renewals", run_pack_renewals),
     ("pack-expiries", run_pack_expiries),
     ("friend-request-lapses", run_friend_request_lapses),
+    ("signin-purge", lambda core: _in_uow(core, signin.purge)),  # challenges and sessions ended a day ago
     ("sms-outbox", dispatch_outbox),
     ("audit", lambda core: audit_now_and_then(core)),
 ]
