@@ -17,6 +17,7 @@ from .billrun import run_due_bill_cycles
 from .charging import Charge, call_price, charge_call, charge_sms
 from .credit import CreditDebt, CreditResult, available_nar_credit, credit_debt, take_nar_credit, take_sos_credit
 from .errors import UnknownCard, WrongPlan
+from .history import HistoryEntry, HistoryPage, history
 from .friend_credit import (FriendAnswer, answer_friend_request, answer_oldest_friend_request,
                             ask_friend_for_credit, credit_for_friend, pending_requests)
 from .lines import add_subscriber, set_balance_notifications, set_language, set_roaming, set_status
@@ -132,12 +133,12 @@ def answer_once(core, key: str, compute: Callable[[object], dict]) -> tuple[dict
 
 __all__ = [
     "BALANCE_NUMBERS", "BalanceReport", "CardStatus", "CardTopUp", "Charge", "CreditDebt", "CreditResult", "DataUsage",
-    "FriendAnswer", "PackOrder", "PackState", "Paid", "TopUp",
+    "FriendAnswer", "HistoryEntry", "HistoryPage", "PackOrder", "PackState", "Paid", "TopUp",
     "add_card", "add_subscriber", "answer_friend_request", "answer_oldest_friend_request", "answer_once",
     "ask_friend_for_credit", "audit", "available_nar_credit", "balance_number_for", "balance_report",
     "call_price", "card_check_for_fee", "card_status", "change_plan", "charge_call", "charge_sms",
     "count_lines", "credit_debt", "credit_for_friend", "deactivate_packs", "grant_for_fee",
-    "grant_access", "grantees", "order_pack", "pack_status", "pending_requests", "plan_served_by",
+    "grant_access", "grantees", "history", "order_pack", "pack_status", "pending_requests", "plan_served_by",
     "record_data_usage", "redeem_card", "report_for_fee", "require_served", "revoke_access", "revoke_all",
     "revoke_all_for_fee", "revoke_for_fee", "run_due_bill_cycles", "set_balance_notifications", "set_language", "set_roaming",
     "set_status", "shared_report", "stop_pack_renewal", "suspend_at_will", "take_nar_credit",
