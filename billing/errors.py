@@ -146,3 +146,47 @@ class NoFriendRequest(BillingError):
 
 class FriendRequestExpired(BillingError):
     code = "friend-request-expired"
+
+
+# -- sign-in (billing/signin.py) ----------------------------------------------------------------
+
+class InvalidCode(BillingError):
+    """Not a sign-in code at all (not 6 digits): answered, not counted as a try."""
+
+    code = "invalid-code"
+
+
+class WrongCode(BillingError):
+    """A well-formed code that is not the challenge's (counted). `tries_left` before it is refused."""
+
+    code = "wrong-code"
+
+    def __init__(self, message: str, tries_left: int):
+        super().__init__(message)
+        self.tries_left = tries_left
+
+
+class TooManyWrongCodes(BillingError):
+    code = "too-many-wrong-codes"
+
+
+class CodeExpired(BillingError):
+    """Used, past its 5 minutes, or no such request for this number: the same answer for each."""
+
+    code = "code-expired"
+
+
+class TooManyCodes(BillingError):
+    """The number or the client address asked for too many codes this hour; again from `until`."""
+
+    code = "too-many-codes"
+
+    def __init__(self, message: str, until):
+        super().__init__(message)
+        self.until = until
+
+
+class NotSignedIn(BillingError):
+    """No token or session, or an unknown, revoked, expired or idle one: the same answer for each."""
+
+    code = "not-signed-in"

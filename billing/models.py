@@ -280,3 +280,55 @@ class FraudFlag(Base):
     amount_units: Mapped[int] = mapped_column(BigInteger)
     usual_units: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# --- Sign-in for the web pages and the app's API (issue 12, migration 0006; billing/signin.py) ---
+
+
+class SigninChallenge(Base):
+    """One "send me a code" request: the code's keyed digest (never the code), bound to the number
+    and to `request_id`, the handle the client gets back. Made for numbers we do not serve too
+    (their code is never sent), so the answer reveals nothing."""
+
+    __tablename__ = "signin_challenge"
+    __table_args__ = (Index("ix_signin_challenge_number_time", "msisdn", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(43), unique=True)
+    msisdn: Mapped[str] = mapped_column(String(16))
+    code_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    wrong_tries: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class SigninQuota(Base):
+    """How many codes one number or one client address asked for in one clock hour: counted by an
+    atomic upsert, so the limit holds whichever serving process takes the request."""
+
+    __tablename__ = "signin_quota"
+    __table_args__ = (Index("ix_signin_quota_window", "window_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(120), unique=True)  # number:<E.164>:<hour> | client:<addr>:<hour>
+    window_start: Mapped[datetime] = mapped_column(DateTime)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebSession(Base):
+    """A signed-in subscriber: an API bearer token (`kind` api) or a page session (`kind` page).
+    Only the SHA-256 of the random secret is kept. `expires_at` is the absolute end; a page session
+    also ends `idle` after `last_seen_at`."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_line", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(4))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

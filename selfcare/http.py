@@ -8,6 +8,7 @@ from billing.core import Core
 from selfcare.config import Settings
 from sms import web as sms_web
 from ussd import web as ussd_web
+import web
 
 MAX_BODY_BYTES = 64 * 1024  # no legitimate webhook or USSD request comes near it
 
@@ -32,6 +33,7 @@ def create_app(core: Core, settings: Settings | None = None) -> Flask:
 
     sms_web.register(app, core, settings)
     ussd_web.register(app, core, settings)
+    web.register(app, core, settings)  # the app's JSON API and the subscriber pages
     return app
 
 

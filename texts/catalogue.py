@@ -71,6 +71,7 @@ KINDS = {
     "serial": Kind(style.plain, lambda _l: "9999999999"),
     "count": Kind(style.plain, lambda _l: "99999"),
     "code": Kind(style.plain, lambda _l: "99"),  # a part of a USSD code, e.g. 05 in *700#05#
+    "otp": Kind(style.plain, lambda _l: "999999"),  # a one-time sign-in code (billing/signin.py)
     "title": Kind(style.plain, lambda _l: "Ж" * TITLE_MAX),  # not GSM-7: the tighter UCS-2 limit
 }
 

@@ -1,0 +1,190 @@
+"""Sign-in by SMS code (billing.signin) on SQLite and PostgreSQL: the code through the outbox, its
+five minutes, single use, five wrong tries, the hourly limits, no enumeration, tokens and page
+sessions (revoked, expired, idle)."""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from billing import signin
+from billing.errors import (CodeExpired, InvalidCode, InvalidMsisdn, NotSignedIn, TooManyCodes,
+                            TooManyWrongCodes, WrongCode)
+from billing.models import OutboxMessage, SigninChallenge, WebSession
+from billing.outbox import Outgoing
+import texts
+from texts.notifications import render
+from tests.unit.packs_credit_scenarios import PRE, call, open_prepaid
+
+UNKNOWN = "+994509998877"
+CLIENT = "127.0.0.1"
+
+
+def ask(core, number=PRE, client=CLIENT):
+    return call(core, signin.request_code, number, client)
+
+
+def sent_code(core, request_id):
+    """The code as the SMS carries it, read from the outbox row the request wrote."""
+    with core.reader() as uow:
+        row = uow.session.scalar(select(OutboxMessage).where(OutboxMessage.key == f"signin:{request_id}"))
+    return None if row is None else row
+
+
+def code_of(core, request_id):
+    import json
+    return json.loads(sent_code(core, request_id).params)["code"]
+
+
+def verify(core, request_id, code, number=PRE, kind="api"):
+    return call(core, signin.verify_code, request_id, number, code, kind)
+
+
+def wrong(code):
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def test_the_code_goes_out_through_the_outbox_in_the_lines_language(any_core):
+    open_prepaid(any_core, language="ru")
+    request_id = ask(any_core)
+    row = sent_code(any_core, request_id)
+    assert (row.template, row.language, row.msisdn) == ("signin-code", "ru", PRE)
+    code = code_of(any_core, request_id)
+    assert len(code) == 6 and code.isdigit()
+    message = Outgoing(row.key, row.msisdn, row.language, row.template, {"code": code, "minutes": 5})
+    assert render(texts.load(), message, any_core.tariffs, any_core.offers) == (
+        f"Код для входа: {code}. Действует 5 минут. Никому его не сообщайте: мы его никогда не спрашиваем.")
+    with any_core.reader() as uow:  # the challenge keeps a keyed digest, never the code
+        stored = uow.session.scalar(select(SigninChallenge).where(SigninChallenge.request_id == request_id))
+    assert code not in stored.code_digest and len(stored.code_digest) == 64
+
+
+def test_a_right_code_gives_a_token_that_names_the_line_once(any_core, clock):
+    open_prepaid(any_core)
+    request_id = ask(any_core)
+    issued = verify(any_core, request_id, code_of(any_core, request_id))
+    assert (issued.kind, issued.msisdn, issued.expires_at) == ("api", PRE, clock.now() + timedelta(days=30))
+    signed = call(any_core, signin.authenticate, issued.secret, "api")
+    assert (signed.msisdn, signed.kind, signed.needs_touch) == (PRE, "api", False)
+    with pytest.raises(CodeExpired):  # single use
+        verify(any_core, request_id, code_of(any_core, request_id))
+    with any_core.reader() as uow:
+        assert issued.secret not in uow.session.scalar(select(WebSession.digest))
+
+
+def test_a_code_is_valid_five_minutes(any_core, clock):
+    open_prepaid(any_core)
+    request_id = ask(any_core)
+    clock.advance(timedelta(minutes=5))
+    with pytest.raises(CodeExpired):
+        verify(any_core, request_id, code_of(any_core, request_id))
+
+
+def test_a_code_opens_only_its_own_number(any_core):
+    open_prepaid(any_core)
+    open_prepaid(any_core, msisdn="+994502223344")
+    request_id = ask(any_core)
+    with pytest.raises(CodeExpired):
+        verify(any_core, request_id, code_of(any_core, request_id), number="+994502223344")
+
+
+def test_five_wrong_codes_then_even_the_right_one_is_refused(any_core):
+    open_prepaid(any_core)
+    request_id = ask(any_core)
+    code = code_of(any_core, request_id)
+    left = []
+    for _ in range(5):
+        with pytest.raises(WrongCode) as refused:
+            verify(any_core, request_id, wrong(code))
+        left.append(refused.value.tries_left)
+    assert left == [4, 3, 2, 1, 0]
+    with pytest.raises(TooManyWrongCodes):
+        verify(any_core, request_id, code)
+
+
+def test_a_malformed_code_is_refused_and_not_counted(any_core):
+    open_prepaid(any_core)
+    request_id = ask(any_core)
+    for bad in ("12345", "1234567", "12a456", "١٢٣٤٥٦", ""):
+        with pytest.raises(InvalidCode):
+            verify(any_core, request_id, bad)
+    with any_core.reader() as uow:
+        assert uow.session.scalar(select(SigninChallenge.wrong_tries)) == 0
+
+
+def test_an_unserved_number_gets_the_same_answer_and_no_sms(any_core):
+    request_id = ask(any_core, UNKNOWN)
+    assert isinstance(request_id, str) and len(request_id) == 32
+    with any_core.reader() as uow:
+        assert uow.session.scalar(select(func.count(OutboxMessage.id))) == 0
+    with pytest.raises(WrongCode):  # the same refusal a served number gets for a wrong code
+        verify(any_core, request_id, "000000", number=UNKNOWN)
+    with pytest.raises(InvalidMsisdn):  # not a number at all says nothing about our subscribers
+        ask(any_core, "12345")
+
+
+def test_codes_per_number_are_limited_per_hour_for_served_and_unserved_numbers(any_core, clock):
+    open_prepaid(any_core)
+    for number in (PRE, UNKNOWN):
+        for i in range(5):
+            ask(any_core, number, client=f"10.0.0.{i}")
+        with pytest.raises(TooManyCodes):
+            ask(any_core, number, client="10.0.1.1")
+    clock.advance(timedelta(hours=1))
+    ask(any_core, PRE)
+
+
+def test_codes_per_client_address_are_limited_per_hour(any_core):
+    numbers = [f"+99450{n:07d}" for n in range(1000001, 1000032)]
+    for number in numbers[:30]:
+        ask(any_core, number, client="10.9.9.9")
+    with pytest.raises(TooManyCodes):
+        ask(any_core, numbers[30], client="10.9.9.9")
+    ask(any_core, numbers[30], client="10.9.9.8")
+
+
+def test_a_revoked_or_expired_token_is_refused(any_core, clock):
+    open_prepaid(any_core)
+    tokens = []
+    for _ in range(2):
+        request_id = ask(any_core)
+        tokens.append(verify(any_core, request_id, code_of(any_core, request_id)).secret)
+    assert call(any_core, signin.sign_out, tokens[0]) is True
+    with pytest.raises(NotSignedIn):
+        call(any_core, signin.authenticate, tokens[0], "api")
+    call(any_core, signin.authenticate, tokens[1], "api")
+    clock.advance(timedelta(days=30))
+    with pytest.raises(NotSignedIn):
+        call(any_core, signin.authenticate, tokens[1], "api")
+    for stranger in ("", None, "x" * 300, "not-a-token"):
+        with pytest.raises(NotSignedIn):
+            call(any_core, signin.authenticate, stranger, "api")
+
+
+def test_a_page_session_ends_when_idle_and_its_secret_is_no_bearer_token(any_core, clock):
+    open_prepaid(any_core)
+    request_id = ask(any_core)
+    page = verify(any_core, request_id, code_of(any_core, request_id), kind="page")
+    with pytest.raises(NotSignedIn):
+        call(any_core, signin.authenticate, page.secret, "api")
+    clock.advance(timedelta(minutes=29))
+    signed = call(any_core, signin.authenticate, page.secret, "page")
+    assert signed.needs_touch
+    call(any_core, signin.touch, signed)
+    clock.advance(timedelta(minutes=29))  # 58 minutes in, 29 idle: still signed in
+    assert call(any_core, signin.authenticate, page.secret, "page").msisdn == PRE
+    clock.advance(timedelta(minutes=1))  # 30 idle, not touched since
+
+    with pytest.raises(NotSignedIn):
+        call(any_core, signin.authenticate, page.secret, "page")
+
+
+def test_signing_out_everywhere_ends_every_session_of_the_line(any_core):
+    open_prepaid(any_core)
+    secrets_ = []
+    for kind in ("api", "page"):
+        request_id = ask(any_core)
+        secrets_.append((verify(any_core, request_id, code_of(any_core, request_id), kind=kind).secret, kind))
+    assert call(any_core, signin.sign_out_everywhere, PRE) == 2
+    for secret, kind in secrets_:
+        with pytest.raises(NotSignedIn):
+            call(any_core, signin.authenticate, secret, kind)
