@@ -155,10 +155,9 @@ def sign_in():
 
 @pages.post("/")
 def send_code():
-    number = request.form.get("number", "")
-    sent = page_session.send_code(number)
-    if sent is None:
-        flash(t("number-invalid"), "error")
+    refusal = page_session.send_code(request.form.get("number", ""))
+    if refusal is not None:
+        flash(t(refusal), "error")
         return redirect(url_for("pages.sign_in"))
     return redirect(url_for("pages.enter_code"))
 
@@ -173,18 +172,19 @@ def enter_code():
 
 @pages.post("/code")
 def verify_code():
-    refusal = page_session.verify(request.form.get("code", ""))
+    issued, refusal = page_session.verify(request.form.get("code", ""))
     if refusal is not None:
         flash(t(refusal), "error")
         return redirect(url_for("pages.enter_code") if page_session.pending_number() else url_for("pages.sign_in"))
-    return redirect(url_for("pages.balance"))
+    return page_session.signed_in_response(redirect(url_for("pages.balance")), issued)
 
 
 @pages.post("/sign-out")
 def sign_out():
-    page_session.sign_out()
+    response = page_session.sign_out(redirect(url_for("pages.sign_in")))
+    g.msisdn, g.language = None, g.get("language")
     flash(t("signed-out"), "info")
-    return redirect(url_for("pages.sign_in"))
+    return response
 
 
 @pages.get("/language/<code>")
