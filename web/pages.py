@@ -30,7 +30,7 @@ from . import page_session
 log = logging.getLogger("web.pages")
 
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
-                  static_url_path="/static")
+                  static_url_path="/assets")
 csrf = CSRFProtect()
 
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")

@@ -203,3 +203,11 @@ def test_signing_out_ends_the_session(browser):
     browser.submit("/sign-out")
     assert "Siz çıxdınız." in main_of(browser.page)
     assert browser.get("/balance").status_code == 302
+
+
+def test_the_stylesheet_is_served_as_a_static_file(browser):
+    browser.get("/")
+    assert '<link rel="stylesheet" href="/assets/site.css">' in browser.page
+    answer = browser.client.get("/assets/site.css", base_url="https://localhost")
+    assert answer.status_code == 200 and answer.mimetype == "text/css"
+    assert "@media (min-width: 48rem)" in answer.text
