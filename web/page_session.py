@@ -31,6 +31,7 @@ SECRET_ENV = "SELFCARE_WEB_SECRET"
 DEFAULT_SECRET = "selfcare-demo-web-secret"  # demos and tests only: an operator sets its own
 PENDING = "signin"  # Flask session: {"request_id", "number"} of the challenge in progress
 LANGUAGE = "lang"
+REFUSALS = ("number-invalid", "code-too-many", "code-wrong")  # texts/web.toml keys this module answers with
 
 
 def configure(app, core, settings) -> None:

@@ -15,13 +15,16 @@ import logging
 import re
 import uuid
 from functools import wraps
+from pathlib import Path
 
 from flask import (Blueprint, abort, current_app, flash, g, get_flashed_messages, redirect, render_template,
                    request, url_for)
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 import texts
-from billing import services
+from billing import history as history_rules
+from billing import lines, services, validity
+from billing.models import ACCOUNTS
 from billing.errors import AccessDenied, BillingError, CreditRefused, TooManyWrongPins
 from billing.msisdn import mask, normalize
 
@@ -44,7 +47,9 @@ WHY_REFUSED = {
 
 
 def register(app, core, settings) -> None:
-    """The pages on `app`: CSRF checked on their forms only (webhooks carry their own signatures)."""
+    """The pages on `app`: CSRF checked on their forms only (webhooks carry their own signatures).
+    A page text missing from texts/web.toml stops start-up here, naming the template and the key."""
+    check_page_texts(texts.current()["web"])
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a token lives as long as the session holding it
     app.extensions["selfcare.core"] = core
@@ -55,6 +60,31 @@ def register(app, core, settings) -> None:
 
 def _core():
     return current_app.extensions["selfcare.core"]
+
+
+TEMPLATES = Path(__file__).parent / "templates"
+LITERAL_KEY = re.compile(r"""\bt\(\s*["']([a-z0-9_-]+)["']\s*[,)]""")
+# keys templates build from a value: the prefix and every value it can take
+KEY_FAMILIES = {
+    "status-": ("active", *validity.TIME_STATUSES, *lines.STATUSES),
+    "what-": (*history_rules.WHAT, "other"),
+    "account-": ACCOUNTS,
+    "plan-": ("prepaid", "postpaid"),
+    "lang-": texts.LANGUAGES,
+}
+
+
+def check_page_texts(section) -> None:
+    """Every key the templates and this module ask for is in the section."""
+    wanted = [("web/pages.py", key) for key in LITERAL_KEY.findall(Path(__file__).read_text())]
+    wanted += [("web/pages.py", key) for key in WHY_REFUSED.values()]
+    wanted += [("web/page_session.py", key) for key in page_session.REFUSALS]
+    for template in sorted(TEMPLATES.glob("*.html")):
+        wanted += [(f"web/templates/{template.name}", key) for key in LITERAL_KEY.findall(template.read_text())]
+    wanted += [("web/templates", prefix + value) for prefix, values in KEY_FAMILIES.items() for value in values]
+    for where, key in wanted:
+        if key not in section:
+            raise texts.InvalidTexts(f"{where} shows [{key}], which texts/web.toml does not have")
 
 
 # -- the frame: language, text, CSRF, who is signed in -------------------------------------------

@@ -211,3 +211,19 @@ def test_the_stylesheet_is_served_as_a_static_file(browser):
     answer = browser.client.get("/assets/site.css", base_url="https://localhost")
     assert answer.status_code == 200 and answer.mimetype == "text/css"
     assert "@media (min-width: 48rem)" in answer.text
+
+
+def test_a_page_text_missing_from_the_catalogue_stops_start_up_naming_it(core, tmp_path, monkeypatch):
+    import shutil
+
+    import texts
+    from texts.catalogue import DEFAULT_DIR
+    from web import pages
+
+    for source in DEFAULT_DIR.glob("*.toml"):
+        shutil.copy(source, tmp_path / source.name)
+    web_toml = tmp_path / "web.toml"
+    web_toml.write_text(web_toml.read_text().replace("[order-title]", "[order-heading]"))
+    with pytest.raises(texts.InvalidTexts, match=r"web/templates/packs.html shows \[order-title\]"):
+        pages.check_page_texts(texts.load(tmp_path)["web"])
+    pages.check_page_texts(texts.load()["web"])  # the shipped one has them all
