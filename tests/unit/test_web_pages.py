@@ -227,3 +227,17 @@ def test_a_page_text_missing_from_the_catalogue_stops_start_up_naming_it(core, t
     with pytest.raises(texts.InvalidTexts, match=r"web/templates/packs.html shows \[order-title\]"):
         pages.check_page_texts(texts.load(tmp_path)["web"])
     pages.check_page_texts(texts.load()["web"])  # the shipped one has them all
+
+
+def test_sign_in_order_a_pack_and_read_history_on_sqlite_and_postgresql(any_core):
+    browser = Browser(demo_app(any_core), any_core)
+    assert browser.sign_in("0502223344") == "/balance"
+    browser.get("/packs")
+    browser.submit("/packs/order", pack="1")
+    assert "The 1 GB pack is active." in main_of(browser.page)
+    browser.get("/history")
+    assert "November 22, 2026 12:00 Internet pack Balance -3.00" in main_of(browser.page)
+    browser.get("/balance")
+    assert "Balance 0.75 AZN" in main_of(browser.page)
+    browser.submit("/sign-out")
+    assert browser.get("/balance").status_code == 302
