@@ -43,7 +43,7 @@ def configure(app, core, settings) -> None:
 
 
 def _core():
-    return current_app.extensions["selfcare.core"]
+    return current_app.extensions["web.pages"]
 
 
 def load_signed_in() -> None:

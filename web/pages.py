@@ -52,14 +52,14 @@ def register(app, core, settings) -> None:
     check_page_texts(texts.current()["web"])
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a token lives as long as the session holding it
-    app.extensions["selfcare.core"] = core
+    app.extensions["web.pages"] = core
     csrf.init_app(app)
     page_session.configure(app, core, settings)
     app.register_blueprint(pages)
 
 
 def _core():
-    return current_app.extensions["selfcare.core"]
+    return current_app.extensions["web.pages"]
 
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -115,6 +115,8 @@ def _frame():
 
 @pages.before_request
 def _check_forms():
+    if request.endpoint == "pages.static":
+        return  # the stylesheet is the same for everyone: no session lookup
     page_session.load_signed_in()
     if request.method == "POST":
         csrf.protect()
@@ -123,7 +125,7 @@ def _check_forms():
 @pages.errorhandler(CSRFError)
 def _forged_form(error):
     log.info("page form refused: %s", error.description)
-    return render_template("message.html", title=t("signin-title"), text=t("form-expired")), 400
+    return render_template("message.html", title=t("site-name"), text=t("form-expired")), 400
 
 
 def signed_in(view):
