@@ -157,3 +157,16 @@ def test_a_used_code_does_not_sign_in_again(app, core):
     again.get("/")
     again.submit("/", number="0501234567")
     assert again.enter(code) == "/code"  # the old code does not open the new challenge
+
+
+def test_after_five_wrong_codes_even_the_right_one_is_refused_and_a_new_code_is_needed(browser):
+    browser.get("/")
+    browser.submit("/", number="0501234567")
+    right = browser.last_code()
+    wrong = "000000" if right != "000000" else "111111"
+    for _ in range(5):
+        assert browser.enter(wrong) == "/code"
+    assert browser.enter(right) == "/"  # the challenge is spent: back to the number
+    assert "Çox cəhd oldu. Bir az sonra yeni kod istəyin." in main_of(browser.page)
+    assert browser.get("/balance").status_code == 302
+    assert browser.sign_in("0501234567") == "/balance"  # a new code opens it
