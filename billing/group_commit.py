@@ -9,6 +9,13 @@ one commit; then it wakes every caller with its own result or exception. A funct
 exception; the others are kept. If the commit itself fails, every caller of the batch gets that
 error and nothing of the batch is kept: no caller hears "done" before its work is durable.
 
+Members of a batch run in the order of the line each one names (`submit(fn, line=…)`), not in the
+order they came: every batch of every process then locks the lines it charges in one order, so two
+batches never wait for each other in a cycle. On PostgreSQL such a cycle is a deadlock, and finding
+one costs `deadlock_timeout` (1 s by default) during which both batches and everyone queued behind
+them wait; with a few hundred busy lines and several serving processes that happened several times
+in every burst of 5,000 SMS (bench/README.md).
+
 Batches form on their own: whoever arrives while a batch runs waits for the next one, which the
 finished batch's runner hands to the first of them (so no caller runs more than its own batch and
 retries of it). Nobody waits for a batch to fill, and one caller alone switches no thread: it pays
@@ -38,10 +45,11 @@ DEFAULT_MAX_BATCH = 64
 class _Ticket:
     """One caller's function, and what became of it."""
 
-    __slots__ = ("fn", "result", "error", "done", "lead", "tries", "_wake")
+    __slots__ = ("fn", "line", "result", "error", "done", "lead", "tries", "_wake")
 
-    def __init__(self, fn):
+    def __init__(self, fn, line: str | None):
         self.fn = fn
+        self.line = line
         self.result = None
         self.error: BaseException | None = None
         self.done = False
@@ -81,8 +89,9 @@ class GroupCommitter:
         self.max_batch = max_batch
         self._retryable = retryable
         self._max_tries = max_tries
-        self.batches = 0  # how many batches ran, and how many functions in all: for tests and benchmarks
+        self.batches = 0  # how many batches ran, functions in all, and runs again: for tests and benchmarks
         self.members = 0
+        self.retries = 0
         self._reset()
         _COMMITTERS.add(self)
 
@@ -100,8 +109,10 @@ class GroupCommitter:
         """True inside a function that this thread runs as part of a batch."""
         return getattr(self._local, "uow", None) is not None
 
-    def submit(self, fn: Callable[[object], T]) -> T:
-        """Run `fn(uow)` in the next batch; its result (or exception) once the batch has committed."""
+    def submit(self, fn: Callable[[object], T], line: str | None = None) -> T:
+        """Run `fn(uow)` in the next batch; its result (or exception) once the batch has committed.
+        `line` names the first row `fn` locks (the E.164 number of the line it charges): the batch
+        runs its members in that order, those that name none last."""
         uow = getattr(self._local, "uow", None)
         if uow is not None:  # called by a function of a batch: part of that caller's work
             with uow.atomic():
@@ -110,7 +121,7 @@ class GroupCommitter:
             # Its open transaction may hold what the batch needs (a row lock, SQLite's write lock),
             # and the batch would wait for it while it waits for the batch.
             raise RuntimeError("submit() while holding an open writer unit of work: commit or leave it first")
-        ticket = _Ticket(fn)
+        ticket = _Ticket(fn, line)
         with self._mutex:
             self._queue.append(ticket)
             lead = not self._running
@@ -127,6 +138,7 @@ class GroupCommitter:
         while not mine.done:  # more than once only when its function is retried
             with self._mutex:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+            batch.sort(key=_lock_order)  # stable: twins of one request keep the order they came in
             try:
                 self._run(batch)
             finally:
@@ -173,6 +185,7 @@ class GroupCommitter:
         for ticket in batch:
             if ticket.error is not None and ticket.tries < self._max_tries and self._retryable(ticket.error):
                 ticket.error = None  # runs again in the next batch
+                self.retries += 1
                 continue
             ticket.done = True
 
@@ -184,6 +197,10 @@ class GroupCommitter:
                 ticket.result = ticket.fn(uow)
         except Exception as exc:  # undone by its savepoint; the others go on
             ticket.result, ticket.error = None, exc
+
+
+def _lock_order(ticket: _Ticket) -> tuple[bool, str]:
+    return ticket.line is None, ticket.line or ""
 
 
 def _after_fork_in_child() -> None:

@@ -12,11 +12,12 @@ from decimal import Decimal
 from typing import Callable, Generic, TypeVar
 
 from . import memo, sharing
+from .msisdn import normalize
 from .audit import audit, count_lines
 from .billrun import run_due_bill_cycles
 from .charging import Charge, call_price, charge_call, charge_sms
 from .credit import CreditDebt, CreditResult, available_nar_credit, credit_debt, take_nar_credit, take_sos_credit
-from .errors import UnknownCard, WrongPlan
+from .errors import InvalidMsisdn, UnknownCard, WrongPlan
 from .history import HistoryEntry, HistoryPage, history
 from .friend_credit import (FriendAnswer, answer_friend_request, answer_oldest_friend_request,
                             ask_friend_for_credit, credit_for_friend, pending_requests)
@@ -106,9 +107,11 @@ def card_check_for_fee(uow, msisdn: str, serial: str, number: str, key: str) -> 
 
 # -- a retried request answered from memory ----------------------------------------------------
 
-def answer_once(core, key: str, compute: Callable[[object], dict]) -> tuple[dict, bool]:
+def answer_once(core, key: str, compute: Callable[[object], dict], line: str | None = None) -> tuple[dict, bool]:
     """(answer, from memory). A request seen before gets its first answer back and changes nothing;
     otherwise `compute(uow)` runs and its answer is kept in the same transaction as its work.
+    `line` is the number of the line `compute` charges (any accepted form): batches lock lines in
+    the order of their numbers (billing.group_commit), so batches of two processes cannot deadlock.
 
     Recall, work and answer are one writer transaction, run through the process's group commit: the
     request shares its transaction and its commit with the requests that arrive with it, and gets its
@@ -128,7 +131,17 @@ def answer_once(core, key: str, compute: Callable[[object], dict]) -> tuple[dict
         memo.remember(uow, key, answer)
         return answer, False
 
-    return core.group_commit.submit(once)
+    return core.group_commit.submit(once, _lock_key(line))
+
+
+def _lock_key(line: str | None) -> str | None:
+    """The E.164 number the line's row is locked by; None for a number no line could have."""
+    if line is None:
+        return None
+    try:
+        return normalize(line)
+    except InvalidMsisdn:
+        return None
 
 
 __all__ = [

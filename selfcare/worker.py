@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from billing import services
+from billing import services, signin
 from billing.expiry import run_expiry_reminders, run_line_expiries
 from billing.friend_credit import run_friend_request_lapses
 from billing.pack_renewal import run_pack_expiries, run_pack_renewals
@@ -22,6 +22,7 @@ JOBS: list = [
     ("pack-renewals", run_pack_renewals),
     ("pack-expiries", run_pack_expiries),
     ("friend-request-lapses", run_friend_request_lapses),
+    ("signin-purge", lambda core: _in_uow(core, signin.purge)),  # challenges and sessions ended a day ago
     ("sms-outbox", dispatch_outbox),
 ]
 

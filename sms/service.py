@@ -78,7 +78,7 @@ class SmsService:
             return {"text": self.texts.render(outcome.template, language, **outcome.values),
                     "flash": outcome.template in BALANCE_TEMPLATES, "charged": str(outcome.charged)}
 
-        answer, duplicate = services.answer_once(self.core, key, compute)
+        answer, duplicate = services.answer_once(self.core, key, compute, line=sender)
         if duplicate:
             log.info("sms %s from %s: retry of %s, answered from memory", command.kind.value, mask(sender), key)
         charged = Decimal(0) if duplicate else Decimal(answer.get("charged", "0"))

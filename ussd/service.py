@@ -115,7 +115,7 @@ def act(core, msisdn: str, lang: str, request: Request, key: str) -> str:
                     return change(uow, msisdn, lang, request.arg, key)
             return {"text": _refusal_or(attempt, lang, core.offers.credit)}
 
-        return services.answer_once(core, key, compute)[0]["text"]
+        return services.answer_once(core, key, compute, line=msisdn)[0]["text"]
     except Exception:  # not kept: the gateway's retry is handled afresh
         log.exception("ussd %s from %s failed", request.action, mask(msisdn))
         return _texts().render("service-error", lang)

@@ -16,8 +16,8 @@ another's.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 import uuid
+from decimal import Decimal
 
 from flask import Blueprint, abort, g, jsonify, request
 from spectree import Response, SecurityScheme, SpecTree, Tag

@@ -10,6 +10,7 @@ from flask import g, jsonify, request
 
 import texts
 from billing import errors as e
+from billing import services
 from billing.msisdn import mask
 
 log = logging.getLogger("web.errors")
@@ -41,7 +42,6 @@ def status_of(error: e.BillingError) -> int:
 def _language() -> str:
     signed, core = g.get("signed"), g.get("core")
     if signed is not None and core is not None:
-        from billing import services
         try:
             with core.reader() as uow:
                 return services.balance_report(uow, signed.msisdn).language

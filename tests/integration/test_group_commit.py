@@ -187,3 +187,54 @@ def test_answers_kept_through_group_commit_match_the_charges(any_core, threads):
     assert sum(not from_memory for _, from_memory in results) == 10
     assert balance(any_core, RICH) == Decimal("10.00") - Decimal("0.02") * 10
     assert_audit_clean(any_core)
+
+
+@pytest.mark.postgres
+def test_batches_of_two_processes_charging_two_lines_in_opposite_orders_do_not_deadlock(pg_url, clock):
+    # Two cores on one database are two serving processes. Each batch's first member, once it has
+    # charged (and so locked) its line, waits up to a second for the other batch's first member to
+    # have charged too. Run in the order they came (RICH then OTHER here, OTHER then RICH there),
+    # both would pass that wait holding one line each and then wait for each other: a deadlock.
+    # In line order, the second batch's first member waits on the first batch's lock instead.
+    from billing.core import Core
+    import threading
+
+    first = Core(pg_url, clock=clock)
+    first.upgrade_schema()
+    open_lines(first)
+    second = Core(pg_url, clock=clock)
+    both_locked = threading.Barrier(2, timeout=1.0)
+
+    def batch_of(core, order, tag):
+        waited = []
+
+        def step(msisdn, n):
+            def fn(uow):
+                result = services.charge_sms(uow, msisdn, "2112", f"{tag}-{n}")
+                if not waited:
+                    waited.append(msisdn)
+                    try:
+                        both_locked.wait()
+                    except threading.BrokenBarrierError:
+                        pass
+                return result
+            return fn
+        return lambda: in_one_batch(core, [step(m, n) for n, m in enumerate(order)], lines=order)
+
+    results = {}
+    runs = [threading.Thread(target=lambda name=name, run=run: results.__setitem__(name, run()))
+            for name, run in (("first", batch_of(first, [RICH, OTHER], "a")),
+                              ("second", batch_of(second, [OTHER, RICH], "b")))]
+    try:
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join(30)
+        assert all(o.error is None for outcomes in results.values() for o in outcomes)
+        assert first.group_commit.retries + second.group_commit.retries == 0  # no deadlock was broken
+        assert balance(first, RICH) == Decimal("9.96")
+        assert balance(first, OTHER) == Decimal("4.96")
+        assert_audit_clean(first)
+    finally:
+        first.dispose()
+        second.dispose()

@@ -21,9 +21,11 @@ def _until(condition, what: str, seconds: float = 10.0) -> None:
         time.sleep(0.001)
 
 
-def in_one_batch(core, functions) -> list[Outcome]:
-    """Submit every function from its own thread so that they all run in one batch (one
-    transaction, one commit); each caller's result or exception, in order."""
+def in_one_batch(core, functions, lines=None) -> list[Outcome]:
+    """Submit every function from its own thread, in the order given, so that they all run in one
+    batch (one transaction, one commit); each caller's result or exception, in order. `lines[i]` is
+    the line that function i names to group commit (none when `lines` is None)."""
+    lines = lines or [None] * len(functions)
     committer = core.group_commit
     gate, held = threading.Event(), threading.Event()
 
@@ -35,7 +37,7 @@ def in_one_batch(core, functions) -> list[Outcome]:
 
     def call(index, fn):
         try:
-            outcomes[index].result = committer.submit(fn)
+            outcomes[index].result = committer.submit(fn, lines[index])
         except BaseException as exc:  # noqa: BLE001 - the test looks at it
             outcomes[index].error = exc
 
@@ -44,9 +46,9 @@ def in_one_batch(core, functions) -> list[Outcome]:
     assert held.wait(10), "the holding batch never started"
     batches_before = committer.batches
     callers = [threading.Thread(target=call, args=(i, fn)) for i, fn in enumerate(functions)]
-    for caller in callers:
-        caller.start()
-    _until(lambda: committer.waiting() == len(functions), f"{len(functions)} callers to queue")
+    for queued, caller in enumerate(callers, start=1):
+        caller.start()  # one at a time: they queue in the order given
+        _until(lambda: committer.waiting() == queued, f"caller {queued} to queue")
     gate.set()
     holder.join(10)
     for caller in callers:

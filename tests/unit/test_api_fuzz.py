@@ -1,5 +1,6 @@
 """The API fuzzed from its own OpenAPI document (schemathesis): whatever the generated requests,
 signed in or not, no answer is a server error. Bounded: a few dozen examples per operation."""
+import atexit
 import shutil
 import tempfile
 from datetime import datetime
@@ -24,6 +25,7 @@ EXAMPLES = 30
 # The document does not depend on the data, so the app is made when the module loads (its database
 # is created by the fixture): schemathesis's lazy fixture loader does not run on pytest 9.
 _FOLDER = tempfile.mkdtemp(prefix="selfcare-fuzz-")
+atexit.register(shutil.rmtree, _FOLDER, True)  # also when the fixture never runs (deselected)
 CORE = Core(f"sqlite:///{_FOLDER}/billing.db", clock=FixedClock(datetime(2026, 11, 22, 12, 0)))
 APP = create_app(CORE, SETTINGS)
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", APP)
@@ -41,7 +43,6 @@ def fuzzed():
     tokens = {"prepaid": api.signed_in(PREPAID).token, "postpaid": api.signed_in(POSTPAID).token}
     yield APP, tokens
     CORE.dispose()
-    shutil.rmtree(_FOLDER, ignore_errors=True)
 
 
 @schema.parametrize()

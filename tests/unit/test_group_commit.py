@@ -139,3 +139,25 @@ def test_a_batch_never_holds_more_than_its_bound(lines_open):
         thread.join(10)
     assert sizes == [1, 2, 2, 1]
     assert balance(lines_open) == Decimal("9.90")
+
+
+def test_a_batch_runs_its_members_in_the_order_of_their_lines_and_those_naming_none_last(lines_open):
+    ran = []
+
+    def note(name):
+        return lambda uow: ran.append(name)
+
+    in_one_batch(lines_open, [note("503"), note("none"), note("501"), note("502-first"), note("502-second")],
+                 lines=["+994503000000", None, "+994501000000", "+994502000000", "+994502000000"])
+    assert ran == ["501", "502-first", "502-second", "503", "none"]
+
+
+def test_answer_once_names_the_line_by_its_e164_number(lines_open, monkeypatch):
+    named = []
+    committer = lines_open.group_commit
+    submit = committer.submit
+    monkeypatch.setattr(committer, "submit", lambda fn, line=None: (named.append(line), submit(fn, line))[1])
+    services.answer_once(lines_open, "k-1", lambda uow: {"text": "a"}, line="0501234567")
+    services.answer_once(lines_open, "k-2", lambda uow: {"text": "b"}, line="not a number")
+    services.answer_once(lines_open, "k-3", lambda uow: {"text": "c"})
+    assert named == ["+994501234567", None, None]

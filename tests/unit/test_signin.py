@@ -188,3 +188,48 @@ def test_signing_out_everywhere_ends_every_session_of_the_line(any_core):
     for secret, kind in secrets_:
         with pytest.raises(NotSignedIn):
             call(any_core, signin.authenticate, secret, kind)
+
+
+def test_purge_forgets_old_challenges_and_ended_sessions_only(any_core, clock):
+    open_prepaid(any_core)
+    request_id = ask(any_core)
+    token = verify(any_core, request_id, code_of(any_core, request_id)).secret
+    clock.advance(timedelta(days=2))
+    fresh_id = ask(any_core)
+    fresh = verify(any_core, fresh_id, code_of(any_core, fresh_id)).secret
+    assert call(any_core, signin.purge) == 1  # the first challenge; both tokens still run (30 days)
+    clock.advance(timedelta(days=29, minutes=1))
+    assert call(any_core, signin.purge) == 2  # the second challenge and the first token, ended 1+ day ago
+    with pytest.raises(NotSignedIn):
+        call(any_core, signin.authenticate, token, "api")
+    assert call(any_core, signin.authenticate, fresh, "api").msisdn == PRE
+
+
+def test_the_worker_purges_what_sign_in_left_behind(core, clock):
+    from selfcare import worker
+
+    ask(core, UNKNOWN)
+    clock.advance(timedelta(days=1, minutes=6))
+    assert worker.run_once(core)["signin-purge"] == 1
+    with core.reader() as uow:
+        assert uow.session.scalar(select(func.count(SigninChallenge.id))) == 0
+
+
+def test_the_sign_in_migration_goes_up_down_and_up(tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from billing.core import make_engine
+    from billing.migrate import alembic_config, upgrade
+
+    tables = {"signin_challenge", "signin_quota", "web_session"}
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        upgrade(engine, "head")
+        assert tables <= set(inspect(engine).get_table_names())
+        command.downgrade(alembic_config(engine), "0005_fraud")
+        assert not tables & set(inspect(engine).get_table_names())
+        upgrade(engine, "head")
+        assert tables <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

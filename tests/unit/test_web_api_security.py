@@ -4,7 +4,6 @@ wrong code refused across two cores (two engines, two apps: two serving processe
 database, in turn and at once."""
 import threading
 from datetime import timedelta
-from decimal import Decimal as D
 
 from billing import signin
 from billing.core import Core
