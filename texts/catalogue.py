@@ -49,6 +49,7 @@ BUDGETS: dict[str, Callable[[str], str | None] | None] = {
     "sms": _sms_budget,
     "notifications": _sms_budget,
     "ussd": _ussd_budget,
+    "web": None,  # pages wrap; listed so that a missing web.toml stops start-up too
 }
 
 
@@ -63,6 +64,7 @@ KINDS = {
     "amount": Kind(style.amount, lambda _l: _LONGEST_AMOUNT),
     "signed-amount": Kind(style.signed_amount, lambda _l: _LONGEST_AMOUNT),
     "fee": Kind(style.fee, lambda _l: "9999.9999"),
+    "signed-fee": Kind(style.signed_fee, lambda _l: "-9999999.9999"),
     "date": Kind(style.day, style.longest_day),
     "when": Kind(style.moment, lambda l: style.longest_day(l) + " 23:59"),
     "number": Kind(style.number, lambda _l: "+994501234567"),

@@ -38,6 +38,12 @@ def fee(value, _language: str) -> str:
     return f"{whole}.{frac.ljust(2, '0')}"
 
 
+def signed_fee(value, language: str) -> str:
+    """A ledger entry as posted: its sign and every place it was charged in ("-0.0236", "+5.00")."""
+    value = _decimal(value)
+    return ("+" if value > 0 else "") + fee(value, language)
+
+
 def day(value, language: str) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

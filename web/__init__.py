@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def register(app, core, settings) -> None:
-    from . import api
+    from . import api, pages
 
     api.register(app, core, settings)
+    pages.register(app, core, settings)
