@@ -30,7 +30,7 @@ from billing.msisdn import normalize
 
 from . import schemas as s
 from .auth import bearer_token, client_address
-from .errors import error_response
+from .errors import error_response, not_found
 
 PREFIX = "/api/v1"
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
@@ -122,6 +122,9 @@ def register(app, core, settings) -> None:
     @api.errorhandler(BillingError)
     def domain_error(error: BillingError):
         return error_response(error)
+
+    # A blueprint never sees a path that matched none of its routes: the app's 404 handler does.
+    app.register_error_handler(404, not_found)
 
     def signed_in(uow) -> signin.Signed:
         signed = g.signed = signin.authenticate(uow, bearer_token(), "api")

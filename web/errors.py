@@ -71,3 +71,16 @@ def error_response(error: e.BillingError, *, fields: list[str] | None = None):
     response = jsonify(error=detail)
     response.status_code = status
     return response
+
+
+def not_found(error):
+    """A path under the API that names no endpoint answers like every API error, in JSON; any other
+    path keeps Flask's page (the subscriber pages and the webhooks are not the API's)."""
+    from .api import PREFIX  # the API imports this module
+
+    if not request.path.startswith(PREFIX + "/"):
+        return error
+    message = texts.current()["api"].render_from("not-found", _language(), {})
+    response = jsonify(error={"code": "not-found", "message": message})
+    response.status_code = 404
+    return response

@@ -261,3 +261,12 @@ def test_a_scratch_card_tops_up_by_serial_and_pin(any_core):
     assert (done.status_code, body["serial"], body["amount"], body["duplicate"], body["figures"]["balance"]) == (
         200, "1000000001", "5.0000", False, "7.0000")
     assert error_of(api.post("/topup/card", {"serial": "1000000001", "pin": PIN})) == (409, "card-used")
+
+
+def test_a_path_under_the_api_that_names_no_endpoint_is_a_json_404_and_others_keep_flasks_page(core):
+    api = Api(core)
+    answer = api.get("/no-such-thing", headers={"Accept-Language": "ru"})
+    assert answer.status_code == 404
+    assert answer.get_json() == {"error": {"code": "not-found", "message": "Такого адреса нет."}}
+    page = api.client.get("/no-such-page")
+    assert page.status_code == 404 and page.mimetype == "text/html"
