@@ -62,7 +62,7 @@ class Client:
 
 @dataclass
 class Burst:
-    """Message number -> (reply or None when the server was not there, monotonic time answered)."""
+    """Message number -> (reply or None when the server was not there, monotonic time answered, port)."""
     prefix: str
     lines: int
     replies: dict = field(default_factory=dict)
@@ -85,24 +85,24 @@ class Burst:
                     number = next(pending, None)
                 if number is None:
                     return
-                self.replies[number] = (client.get(self.path(number)), time.monotonic())
+                self.replies[number] = (client.get(self.path(number)), time.monotonic(), port)
 
         with ThreadPoolExecutor(clients) as pool:
             for future in [pool.submit(run, ports[i % len(ports)]) for i in range(clients)]:
                 future.result()
 
     def charged(self) -> list[int]:
-        return sorted(n for n, (text, _t) in self.replies.items() if text and text.startswith(BALANCE_REPLY))
+        return sorted(n for n, (text, *_when) in self.replies.items() if text and text.startswith(BALANCE_REPLY))
 
     def unavailable(self) -> list[int]:
-        return sorted(n for n, (text, _t) in self.replies.items() if text == UNAVAILABLE_REPLY)
+        return sorted(n for n, (text, *_when) in self.replies.items() if text == UNAVAILABLE_REPLY)
 
     def other(self) -> list[int]:
         """Neither charged nor 'unavailable' nor a dropped connection: must stay empty."""
         return sorted(set(self.replies) - set(self.charged()) - set(self.unavailable()) - set(self.failed()))
 
     def failed(self) -> list[int]:
-        return sorted(n for n, (text, _t) in self.replies.items() if text is None)
+        return sorted(n for n, (text, *_when) in self.replies.items() if text is None)
 
 
 def ledger_per_key(db_url: str, prefix: str, lines: int) -> tuple[dict[str, int], list, list]:

@@ -5,14 +5,12 @@ the same serving tree recovers without a restart: once the database is back, the
 is charged normally, and Kannel's retries (same ids) of what failed are charged exactly once."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import threading
 import time
 
-from tests.drills.sms_burst import SECRET, SMS_FEE, START_BALANCE, Burst, add_lines, ledger_per_key
-from tests.e2e.test_serve import REPO, SELFCARE, read_ready_line, selfcare
+from tests.drills.serving import start_serve, stop_serve
+from tests.drills.sms_burst import SMS_FEE, START_BALANCE, Burst, add_lines, ledger_per_key
+from tests.e2e.test_serve import selfcare
 from tests.peers.ports import free_port
 
 LINES = 60
@@ -23,33 +21,13 @@ DOWN_S = 2.0  # how long the database is away: a fast restart plus a failover's 
 RECOVER_WITHIN_S = 15
 
 
-def start_serve(db_url: str, http_port: int, processes: int = 2) -> subprocess.Popen:
-    env = {**os.environ, "SELFCARE_HTTP": f"127.0.0.1:{http_port}", "SELFCARE_AGI": f"127.0.0.1:{free_port()}",
-           "SELFCARE_KANNEL_SECRET": SECRET, "SELFCARE_LOG_LEVEL": "WARNING"}
-    env.pop("SELFCARE_PROCESSES", None)
-    process = subprocess.Popen([*SELFCARE, "--db", db_url, "serve", "--processes", str(processes)], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    read_ready_line(process)
-    return process
-
-
-def stop_serve(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 def test_postgresql_restarted_mid_burst_answers_unavailable_charges_once_and_recovers_in_place(own_postgres):
     url = own_postgres.url
     selfcare(url, "db", "upgrade")
     add_lines(url, LINES)
     port = free_port()
     burst = Burst("pgdrill", LINES)
-    serve = start_serve(url, port)
+    serve = start_serve(url, port, free_port(), processes=2)
     try:
         sender = threading.Thread(target=burst.send, args=([port], list(range(MESSAGES)), CLIENTS))
         started = time.monotonic()
@@ -68,7 +46,7 @@ def test_postgresql_restarted_mid_burst_answers_unavailable_charges_once_and_rec
 
         first_pass = {"charged": len(burst.charged()), "unavailable": len(burst.unavailable()),
                       "dropped": len(burst.failed()), "other": burst.other()}
-        after_back = [t for n, (_text, t) in burst.replies.items() if t > back_at and n in set(burst.charged())]
+        after_back = [t for n, (_text, t, _port) in burst.replies.items() if t > back_at and n in set(burst.charged())]
         recovered_s = (min(after_back) - back_at) if after_back else None
         failed_while_down = len([n for n in burst.unavailable() + burst.failed()])
 
