@@ -13,6 +13,7 @@ from datetime import datetime, time
 from sqlalchemy import func, select
 
 from . import ledger, outbox
+from .locks import locked
 from .models import LedgerEntry, Subscriber
 from .money import from_units, whole_qepik_down
 from .msisdn import mask
@@ -67,7 +68,7 @@ def run_due_bill_cycles(uow) -> int:
     ids = uow.session.scalars(select(Subscriber.id).where(Subscriber.plan == "postpaid")).all()
     closed = 0
     for line_id in ids:
-        line = uow.session.scalar(select(Subscriber).where(Subscriber.id == line_id).with_for_update())
+        line = locked(uow, Subscriber, line_id)
         cutoff = last_cutoff(line.bill_day, now)
         since = line.last_bill_run or datetime.combine(line.activated_on, time.min)
         if cutoff > since:

@@ -77,12 +77,18 @@ def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
     return engine
 
 
+# A database host that drops packets would otherwise hold a connection attempt (and a starting
+# `selfcare serve`) for the kernel's TCP timeout, minutes; `?connect_timeout=N` in the URL overrides.
+PG_CONNECT_TIMEOUT_S = 5
+
+
 def make_engine(url: str, *, writer: bool = True) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, writer=writer)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    engine = create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True)
+    connect_args = {} if "connect_timeout=" in url else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    engine = create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True, connect_args=connect_args)
     send_deferred_first(engine)
     return engine
 

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import and_, or_, select
 
 from . import credit, ledger, outbox, validity
+from .locks import locked
 from .models import Operation, Subscriber
 from .money import fmt_exact
 from .msisdn import mask
@@ -37,7 +38,7 @@ def _day(value: date) -> str:
 
 
 def _locked(uow, line_id: int) -> Subscriber:
-    return uow.session.scalar(select(Subscriber).where(Subscriber.id == line_id).with_for_update())
+    return locked(uow, Subscriber, line_id)
 
 
 # -- when a date passes ------------------------------------------------------------------------

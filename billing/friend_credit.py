@@ -16,6 +16,7 @@ from sqlalchemy import select
 from . import lines, outbox
 from .credit import CreditResult, check_beneficiary, grant_nar, require_active, take_nar_credit
 from .errors import FriendRequestExpired, NoFriendRequest
+from .locks import locked
 from .models import FriendCreditRequest, Subscriber
 from .msisdn import mask
 
@@ -149,8 +150,7 @@ def run_friend_request_lapses(core) -> int:
         ids = uow.session.scalars(select(FriendCreditRequest.id).where(
             FriendCreditRequest.status == "pending", FriendCreditRequest.expires_at <= now)).all()
         for req_id in ids:
-            req = uow.session.scalar(select(FriendCreditRequest).where(FriendCreditRequest.id == req_id)
-                                     .with_for_update())
+            req = locked(uow, FriendCreditRequest, req_id)
             if req.status != "pending":
                 continue
             requester = uow.session.scalar(select(Subscriber).where(Subscriber.id == req.requester_id))

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 
 from . import ledger, lines, outbox, validity
+from .locks import locked
 from .models import PackSubscription, Subscriber
 from .money import fmt_exact, to_units
 from .msisdn import mask
@@ -117,8 +118,8 @@ def _each_due(core, where, step) -> int:
             select(PackSubscription.id, PackSubscription.subscriber_id).where(where(now)).order_by(PackSubscription.id)
         ).all()
         for sub_id, line_id in ids:
-            line = uow.session.scalar(select(Subscriber).where(Subscriber.id == line_id).with_for_update())
-            sub = uow.session.scalar(select(PackSubscription).where(PackSubscription.id == sub_id).with_for_update())
+            line = locked(uow, Subscriber, line_id)
+            sub = locked(uow, PackSubscription, sub_id)
             if step(uow, line, sub, now):
                 done += 1
             uow.commit()

@@ -15,8 +15,10 @@ from billing import services
 from billing.clock import FixedClock, parse_now
 from billing.core import Core
 from billing.errors import BillingError
+from billing.readiness import DatabaseNotReady, check_reachable, check_schema
 from billing.money import fmt_azn, fmt_exact, parse_amount
 from selfcare import logs
+from selfcare.config import ConfigError
 
 
 def _now(value: str | None):
@@ -33,16 +35,38 @@ class Context:
         self.db_url = db_url
         self.clock = FixedClock(now) if now else None
         self._core: Core | None = None
+        self.needs_schema = True  # `db upgrade` is the one command that runs before the schema exists
 
     @property
     def core(self) -> Core:
         if self._core is None:
             # Every data file is loaded and checked here, before any command runs: a bad tariff,
-            # offer or text stops the command (and `serve`) with the entry named.
-            core = Core(self.db_url, clock=self.clock)
+            # offer or text stops the command (and `serve`) with the entry named; so does a
+            # database that is unreachable or has no (or an older) schema.
+            core = _open_core(self.db_url, self.clock)
             texts.check_startup(core)
+            (check_schema if self.needs_schema else check_reachable)(core.engine)
             self._core = core
         return self._core
+
+
+def _open_core(db_url: str | None, clock) -> Core:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    not_a_url = ConfigError(f"--db / SELFCARE_DB {db_url!r} is not a database URL "
+                            "(use sqlite:///var/selfcare.db or postgresql://USER:PASSWORD@HOST/DB)")
+    try:
+        if db_url:
+            make_url(db_url).port  # noqa: B018 -- a port that is not a number fails here, not in a request
+    except (ArgumentError, ValueError):
+        raise not_a_url from None
+    try:
+        return Core(db_url, clock=clock)
+    except NoSuchModuleError:
+        raise not_a_url from None
+    except OSError as error:  # a SQLite file's folder that cannot be made
+        raise ConfigError(f"--db / SELFCARE_DB {db_url!r}: {error.strerror or error}: {error.filename}") from None
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -54,7 +78,7 @@ class SelfcareGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (BillingError, texts.InvalidTexts) as exc:
+        except (BillingError, texts.InvalidTexts, DatabaseNotReady, ConfigError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 
@@ -82,6 +106,7 @@ def db():
 @pass_ctx
 def db_upgrade(c: Context):
     """Create or migrate the schema to the newest revision."""
+    c.needs_schema = False
     c.core.upgrade_schema()
     click.echo(f"schema up to date at {c.core.engine.url.render_as_string(hide_password=True)}")
 

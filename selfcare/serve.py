@@ -32,7 +32,7 @@ from logging.handlers import QueueHandler, QueueListener
 
 from billing.core import Core
 from selfcare import logs
-from selfcare.config import Settings
+from selfcare.config import Settings, check_can_listen
 
 log = logging.getLogger("selfcare.serve")
 
@@ -264,6 +264,8 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
     processes = default_processes(core.db_url) if processes is None else processes
     if processes < 1:
         raise ValueError("processes must be at least 1")
+    check_can_listen("SELFCARE_AGI", settings.agi)
+    check_can_listen("SELFCARE_HTTP", settings.http)
     metrics_dir, metrics_dir_created = use_metrics_dir()
     host, port = settings.http
     threads = http_threads(core.db_url)

@@ -67,6 +67,7 @@ KINDS = {
     "signed-fee": Kind(style.signed_fee, lambda _l: "-9999999.9999"),
     "date": Kind(style.day, style.longest_day),
     "when": Kind(style.moment, lambda l: style.longest_day(l) + " 23:59"),
+    "time": Kind(style.plain, lambda _l: "23:59"),  # a time of day, HH:MM as the sender formats it
     "number": Kind(style.number, lambda _l: "+994501234567"),
     "serial": Kind(style.plain, lambda _l: "9999999999"),
     "count": Kind(style.plain, lambda _l: "99999"),

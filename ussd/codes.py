@@ -25,25 +25,28 @@ class Request:
 
 
 _FRIEND = r"(\+?\d{9,12})"
+# ASCII digits only: \d alone also takes other scripts' digits (found by tests/fuzz), which int()
+# reads as numbers: a code of them is `help`, like any other code we do not serve.
+_ASCII = re.ASCII
 _CODES = (
-    (re.compile(r"^\*111\*1\*7#$"), "dates"),               # seed 000, free
-    (re.compile(r"^\*650#$"), "postpaid-balance"),           # seed 000
-    (re.compile(r"^\*100#$"), "pack-menu"),                  # seed 002: menu / status
-    (re.compile(r"^\*100\*0#$"), "pack-deactivate"),         # seed 002
-    (re.compile(r"^\*100\*00#$"), "pack-stop-renewal"),      # seed 002
-    (re.compile(r"^\*100\*([1-9]\d?)#$"), "pack-order"),     # *100*N#
-    (re.compile(r"^\*700#$"), "nar-max"),                    # seed 003: the most available, <= 3 AZN
-    (re.compile(r"^\*700#150#$"), "nar-debt"),               # seed 003, free
-    (re.compile(r"^\*700#(\d\d)#$"), "nar"),                 # *700#05#, #01#, #02#, #03#
-    (re.compile(r"^\*711#$"), "sos"),
-    (re.compile(r"^\*711#150#$"), "sos-debt"),
-    (re.compile(rf"^\*700\*01\*{_FRIEND}#$"), "credit-for-friend"),
-    (re.compile(rf"^\*700\*1\*{_FRIEND}#$"), "ask-friend"),
-    (re.compile(r"^\*700\*1#$"), "friend-requests"),         # ours: the friend's confirmation menu
+    (re.compile(r"^\*111\*1\*7#$", _ASCII), "dates"),               # seed 000, free
+    (re.compile(r"^\*650#$", _ASCII), "postpaid-balance"),           # seed 000
+    (re.compile(r"^\*100#$", _ASCII), "pack-menu"),                  # seed 002: menu / status
+    (re.compile(r"^\*100\*0#$", _ASCII), "pack-deactivate"),         # seed 002
+    (re.compile(r"^\*100\*00#$", _ASCII), "pack-stop-renewal"),      # seed 002
+    (re.compile(r"^\*100\*([1-9]\d?)#$", _ASCII), "pack-order"),     # *100*N#
+    (re.compile(r"^\*700#$", _ASCII), "nar-max"),                    # seed 003: the most available, <= 3 AZN
+    (re.compile(r"^\*700#150#$", _ASCII), "nar-debt"),               # seed 003, free
+    (re.compile(r"^\*700#(\d\d)#$", _ASCII), "nar"),                 # *700#05#, #01#, #02#, #03#
+    (re.compile(r"^\*711#$", _ASCII), "sos"),
+    (re.compile(r"^\*711#150#$", _ASCII), "sos-debt"),
+    (re.compile(rf"^\*700\*01\*{_FRIEND}#$", _ASCII), "credit-for-friend"),
+    (re.compile(rf"^\*700\*1\*{_FRIEND}#$", _ASCII), "ask-friend"),
+    (re.compile(r"^\*700\*1#$", _ASCII), "friend-requests"),         # ours: the friend's confirmation menu
     # ours: top up with a scratch card's PIN. Off the *100* prefix on purpose: a mistyped PIN can
     # never become a pack order (*100*N#) or a deactivation (*100*0#, *100*00#). docs/rules.md.
-    (re.compile(r"^\*104\*(\d+)#$"), "card-redeem"),
-    (re.compile(r"^\*104#$"), "card-help"),
+    (re.compile(r"^\*104\*(\d+)#$", _ASCII), "card-redeem"),
+    (re.compile(r"^\*104#$", _ASCII), "card-help"),
 )
 
 
@@ -54,7 +57,7 @@ def clean(code: str) -> str:
     return compact
 
 
-_CARD_CODE = re.compile(r"^(\*104\*)(\d+)(#)$")
+_CARD_CODE = re.compile(r"^(\*104\*)(\d+)(#)$", _ASCII)
 
 
 def key_form(code: str) -> str:

@@ -89,3 +89,66 @@ def test_the_repository_prompts_pass_the_installer_checks():
         pytest.skip("prompts/sounds not generated yet")
     planned = installer.install_prompts(Path("/nonexistent-dest"), repo_sounds, dry_run=True)
     assert {path.parts[2] for path in planned} >= {"az", "en", "ru"}
+
+
+def debian_sounds_in_a_chroot(chroot: Path) -> Path:
+    """Debian's layout: sounds/en -> /etc/alternatives/asterisk-prompt-en -> the Allison set, both
+    links absolute, so from outside the chroot the first one dangles."""
+    sounds = chroot / "usr/share/asterisk/sounds"
+    (sounds / "en_US_f_Allison").mkdir(parents=True)
+    (chroot / "etc/alternatives").mkdir(parents=True)
+    (chroot / "etc/alternatives/asterisk-prompt-en").symlink_to("/usr/share/asterisk/sounds/en_US_f_Allison")
+    (sounds / "en").symlink_to("/etc/alternatives/asterisk-prompt-en")
+    return sounds
+
+
+def test_a_language_folder_linked_through_alternatives_in_a_chroot_gets_the_prompts_in_the_link_target(tmp_path):
+    source, chroot = tmp_path / "sounds", tmp_path / "chroot"
+    write_wav(source / "en" / "goodbye.wav")
+    write_wav(source / "az" / "goodbye.wav")
+    sounds = debian_sounds_in_a_chroot(chroot)
+
+    installed = installer.install_prompts(sounds, source)
+
+    assert (sounds / "en_US_f_Allison" / "goodbye.wav").read_bytes() == (source / "en" / "goodbye.wav").read_bytes()
+    assert (sounds / "en").is_symlink()  # the link is left as Debian made it
+    assert (sounds / "az" / "goodbye.wav").is_file()
+    assert sorted(p.relative_to(sounds).as_posix() for p in installed) == ["az/goodbye.wav", "en/goodbye.wav"]
+
+
+def test_the_root_can_be_named_and_a_link_with_no_target_anywhere_says_what_to_do(tmp_path, capsys):
+    source, chroot = tmp_path / "sounds", tmp_path / "chroot"
+    write_wav(source / "en" / "goodbye.wav")
+    sounds = debian_sounds_in_a_chroot(chroot)
+    assert installer.main([str(sounds), "--source", str(source), "--root", str(chroot)]) == 0
+    assert (sounds / "en_US_f_Allison" / "goodbye.wav").is_file()
+
+    (chroot / "etc/alternatives/asterisk-prompt-en").unlink()  # now it leads nowhere, wherever the root
+    capsys.readouterr()
+    assert installer.main([str(sounds), "--source", str(source)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert "is a symlink to /etc/alternatives/asterisk-prompt-en, which does not exist from here" in error
+    assert "pass --root" in error
+
+
+def test_the_script_run_as_a_command_installs_into_a_chroot_with_debian_links(tmp_path):
+    import subprocess
+    import sys
+
+    source, chroot = tmp_path / "sounds", tmp_path / "chroot"
+    write_wav(source / "en" / "goodbye.wav")
+    sounds = debian_sounds_in_a_chroot(chroot)
+    run = subprocess.run([sys.executable, str(SCRIPT), str(sounds), "--source", str(source)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"installed 1 prompt files into {sounds} (en)\n"
+    assert (sounds / "en_US_f_Allison" / "goodbye.wav").is_file()
+
+
+def test_the_real_sid_chroot_english_folder_resolves_to_the_allison_set():
+    chroot = Path.home() / ".cache/selfcare/asterisk-sid"
+    sounds = chroot / "usr/share/asterisk/sounds"
+    if not (sounds / "en").is_symlink():
+        pytest.skip("the Asterisk chroot is not built yet (the Asterisk tests build it)")
+    assert installer.language_folder(sounds, "en") == sounds / "en_US_f_Allison"
