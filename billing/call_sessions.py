@@ -89,11 +89,13 @@ def keep_answer(uow, call_id: str, turn: int, state: str, answer: str) -> None:
     uow.commit()
 
 
-def drop(uow, call_id: str) -> bool:
-    """The call ended: forget it. False when there was nothing to forget."""
-    gone = uow.connection().execute(delete(TABLE).where(TABLE.c.call_id == call_id)).rowcount
+def drop(uow, call_id: str) -> str | None:
+    """The call ended: forget it. The state it was left in, None when there was nothing to forget."""
+    connection = uow.connection()
+    state = connection.execute(select(TABLE.c.state).where(TABLE.c.call_id == call_id)).scalar()
+    connection.execute(delete(TABLE).where(TABLE.c.call_id == call_id))
     uow.commit()
-    return bool(gone)
+    return state
 
 
 def drop_expired(uow) -> int:

@@ -30,10 +30,11 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from billing import call_sessions, services
 from billing.errors import BillingError
 from billing.msisdn import mask, normalize
+from selfcare import metrics
 from selfcare.twilio_signature import public_base, twilio_signature_ok
 
 from .channel import PROMPT_ID
-from .flows import DEFAULT_LANGUAGE, ENDED, SERVICES, CallController, CallState, service_for
+from .flows import DEFAULT_LANGUAGE, ENDED, HUNG_UP, SERVICES, CallController, CallState, service_for
 from .menu import Turn
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,10 @@ def call_status(core, settings):
         with core.uow() as uow:
             dropped = call_sessions.drop(uow, sid)
         log.info("twilio voice call %s %s%s", sid, status, ", state dropped" if dropped else "")
+        if dropped is not None:
+            state = CallState.from_json(dropped)
+            if state.step != ENDED:  # the caller hung up before the flow's last turn: counted here
+                _count(state.service, HUNG_UP)
     return Response(status=204)
 
 
@@ -181,7 +186,13 @@ def _answer(core, settings, controller: CallController, turn: int, next_turn: Tu
         call_sessions.keep_answer(uow, controller.state.call_id, turn, controller.state.to_json(), answer)
     if next_turn.wait is None:
         log.info("twilio voice call %s %s ended: %s", controller.state.call_id, controller.label, controller.outcome)
+        _count(controller.state.service, controller.outcome)
     return _twiml(answer)
+
+
+def _count(service: str, outcome: str) -> None:
+    """A call counted once, when it ends, like a FastAGI call (a retried webhook replays, uncounted)."""
+    metrics.labelled(metrics.REQUESTS, channel="ivr", service=service, outcome=outcome).inc()
 
 
 def _replay(core, settings, claim: call_sessions.Claim) -> Response:

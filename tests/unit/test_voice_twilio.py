@@ -400,3 +400,31 @@ def test_a_webhook_after_the_call_hung_up_hears_goodbye_and_changes_nothing(make
                      f"<Play>{BASE}/voice/prompts/az/goodbye.wav</Play><Hangup /></Response>")
     with core.reader() as uow:
         assert services.balance_report(uow, CALLERS["prepaid", "az"]).notify_balance is True
+
+
+def _requests_counted(service: str, outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"channel": "ivr", "service": service, "outcome": outcome}
+    return REGISTRY.get_sample_value("selfcare_requests_total", labels) or 0.0
+
+
+def test_a_twilio_call_is_counted_once_when_it_ends_as_a_fastagi_call_is(make_core):
+    core = make_core()
+    before = _requests_counted("2112", "completed")
+    caller = TwilioCaller(twilio_client(core), CALLERS["prepaid", "az"], "9")
+    call = caller.call("2112")
+    assert _requests_counted("2112", "completed") == before + 1
+    caller.post(call.posts[-1][0], call.posts[-1][1])  # a retried last webhook replays, uncounted
+    caller.post(f"{BASE}/voice/twilio/status", caller.form(CallStatus="completed"))
+    assert _requests_counted("2112", "completed") == before + 1
+
+
+def test_a_twilio_caller_who_hangs_up_mid_menu_is_counted_as_a_hangup(make_core):
+    core = make_core()
+    before = _requests_counted("650", "hangup")
+    caller = TwilioCaller(twilio_client(core), CALLERS["postpaid", "ru"], call_sid="CA" + "2" * 32)
+    caller.post(f"{BASE}/voice/twilio?service=650", caller.form())
+    caller.post(f"{BASE}/voice/twilio/status", caller.form(CallStatus="completed"))
+    caller.post(f"{BASE}/voice/twilio/status", caller.form(CallStatus="completed"))  # Twilio may retry it
+    assert _requests_counted("650", "hangup") == before + 1
