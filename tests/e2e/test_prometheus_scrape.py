@@ -3,7 +3,6 @@ FastAGI load, and its HTTP API answers with the counts the load produced."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import urllib.parse
 import urllib.request
@@ -12,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests import peers
-from tests.e2e.test_serve import REPO, SELFCARE, agi_call, read_ready_line, selfcare, wait_until_up
+from tests.e2e.test_serve import REPO, SELFCARE, agi_call, read_ready_line, selfcare, stop_on_sigterm, wait_until_up
 from tests.peers import prometheus
 from tests.peers.ports import free_port
 
@@ -38,12 +37,7 @@ def served(tmp_path):
         wait_until_up(http, process)
         yield db, http, agi
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(30) == 0
-        except subprocess.TimeoutExpired:
-            process.kill()
-            pytest.fail("selfcare serve did not stop on SIGTERM")
+        stop_on_sigterm(process)
 
 
 @pytest.fixture

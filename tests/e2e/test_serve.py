@@ -93,12 +93,17 @@ def served(request, tmp_path):
         assert (listening_sockets(http), listening_sockets(agi)) == (expected, expected)
         yield db, http, agi
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(30) == 0
-        except subprocess.TimeoutExpired:
-            process.kill()
-            pytest.fail("selfcare serve did not stop on SIGTERM")
+        stop_on_sigterm(process)
+
+
+def stop_on_sigterm(process: subprocess.Popen) -> None:
+    """The graceful stop every serve fixture ends with: SIGTERM, then exit status 0 within 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(30) == 0
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("selfcare serve did not stop on SIGTERM")
 
 
 def test_serve_answers_ussd_and_calls_and_stops_on_sigterm(served):
