@@ -125,14 +125,20 @@ def sign_in(driver, served, number: str, msisdn: str, shots=None) -> None:
 
 
 def click_and_wait(driver, element) -> None:
-    """Click a form's button and wait until the page it leads to has replaced this one."""
-    from selenium.webdriver.support import expected_conditions
+    """Click a form's button and wait until the page it leads to has replaced this one.
+
+    The old page is marked on its window object, which a navigation replaces. Waiting for a
+    stale element instead races chromedriver: while the document is being swapped it may answer
+    "Node with given id does not belong to the document" as an unknown error, not as staleness.
+    """
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = by_css(driver, "html")
+    driver.execute_script("window.__leaving = true;")
     element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.__leaving === undefined && document.readyState === 'complete';"))
 
 
 def press(driver, form_action: str, button_text: str | None = None) -> None:
