@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from .clock import FixedClock, SystemClock
-from .driver_sql import send_deferred_first
+from .driver_sql import watch_other_statements
 from .group_commit import GroupCommitter
 from .offers import Offers, load_offers
 from .tariffs import TariffBook, load_tariffs
@@ -74,6 +74,7 @@ def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
     if write_lock is not None:
         event.listen(engine, "checkin", _release)
         event.listen(engine, "invalidate", _release)
+    watch_other_statements(engine)
     return engine
 
 
@@ -89,7 +90,7 @@ def make_engine(url: str, *, writer: bool = True) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     connect_args = {} if "connect_timeout=" in url else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     engine = create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True, connect_args=connect_args)
-    send_deferred_first(engine)
+    watch_other_statements(engine)
     return engine
 
 

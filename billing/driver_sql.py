@@ -30,6 +30,8 @@ class DriverStatement:
         self.sql = " ".join(sql.split())
         # Row locks where the database has them; SQLite has one writer at a time instead.
         self.for_update = for_update
+        # A plain SELECT changes nothing, so the savepoints held back before it need not be open yet.
+        self.reads_only = self.sql[:7].upper() == "SELECT "
         self.binds = dict(binds or {})
         self.columns = tuple(columns or ())
         self.names = tuple(column.name for column in self.columns)
@@ -63,6 +65,10 @@ class DriverStatement:
     def run(self, uow, params: dict) -> int:
         """For statements that return no rows: how many rows they changed."""
         return uow.driver().run(self, params)
+
+    def run_many(self, uow, params: list[dict]) -> None:
+        """The statement once for each set of parameters (on PostgreSQL in one round trip)."""
+        uow.driver().run_many(self, params)
 
 
 class _Rendered:
@@ -116,15 +122,18 @@ def driver_for(connection) -> "DriverConnection":
     return driver
 
 
-def send_deferred_first(engine) -> None:
-    """Install on an engine whose driver connections hold statements back: whatever SQLAlchemy or
-    the ORM runs on a connection goes after them, so it lands inside the savepoint it was meant for."""
+def watch_other_statements(engine) -> None:
+    """Install on every engine: whatever SQLAlchemy or the ORM runs on a connection goes after the
+    statements its driver connection held back, so it lands inside the savepoint it was meant for,
+    and makes a locked row read before it stale (it may have changed that row)."""
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(connection, _cursor, _statement, _parameters, _context, _executemany):
         driver = connection.connection.info.get(_INFO_KEY)
-        if driver is not None and driver._deferred:
-            driver.send_deferred()
+        if driver is not None:
+            driver._locked_read = None
+            if driver._deferred:
+                driver.send_deferred()
 
 
 def _faster(kind: TypeEngine, dialect: Dialect, processor):
@@ -149,9 +158,14 @@ class DriverConnection:
 
     On PostgreSQL each statement is a round trip, so the savepoint statements a unit of work opens
     and releases around every caller of a shared transaction are held back (`command`) and sent
-    together just before the next statement: `RELEASE SAVEPOINT a; SAVEPOINT a` is one round trip
-    instead of two, and a savepoint with nothing run inside it is never sent. Held-back statements
-    take no parameters, and a commit or a rollback makes them moot.
+    together just before the next statement that changes something: `RELEASE SAVEPOINT a; SAVEPOINT
+    a` is one round trip instead of two, a savepoint with nothing run inside it is never sent, and
+    one with only reads inside it neither (undoing reads undoes nothing). Held-back statements take
+    no parameters, and a commit or a rollback makes them moot.
+
+    A locked row read run twice in a row with nothing run in between (a report read, then the
+    charge's own read of the same line) is answered the second time from the first: the row is
+    locked by this transaction, so nobody else can have changed it, and nothing of ours has.
     """
 
     def __init__(self, dbapi_connection, dialect: Dialect):
@@ -160,22 +174,41 @@ class DriverConnection:
         self._cursor = dbapi_connection.cursor()
         self._defers = dialect.name == "postgresql"
         self._deferred: list[str] = []
+        self._locked_read: tuple | None = None  # (statement, params, rows) of the last statement run
 
     def rows(self, statement: DriverStatement, params: dict) -> list[tuple]:
+        held = self._locked_read
+        if held is not None and held[0] is statement and held[1] == params:
+            return held[2]
+        self._locked_read = None
         rendered = statement.rendered(self.dialect)
         cursor = self._cursor
-        if self._deferred:
+        if self._deferred and not statement.reads_only:
             self.send_deferred()
         cursor.execute(rendered.sql, rendered.params(params))
         # fetchall steps the statement to its end: nothing is left half-read on the shared cursor.
-        return rendered.result(cursor.fetchall())
+        rows = rendered.result(cursor.fetchall())
+        if statement.for_update:
+            self._locked_read = (statement, dict(params), rows)
+        return rows
 
     def run(self, statement: DriverStatement, params: dict) -> int:
+        self._locked_read = None
         rendered = statement.rendered(self.dialect)
         if self._deferred:
             self.send_deferred()
         self._cursor.execute(rendered.sql, rendered.params(params))
         return self._cursor.rowcount
+
+    def run_many(self, statement: DriverStatement, params: list[dict]) -> None:
+        if len(params) == 1:  # psycopg's executemany enters pipeline mode: dearer than one execute
+            self.run(statement, params[0])
+            return
+        self._locked_read = None
+        rendered = statement.rendered(self.dialect)
+        if self._deferred:
+            self.send_deferred()
+        self._cursor.executemany(rendered.sql, [rendered.params(one) for one in params])
 
     def command(self, sql: str) -> None:
         """A savepoint statement (no parameters): held back on PostgreSQL, run now elsewhere."""
@@ -191,9 +224,14 @@ class DriverConnection:
 
     def rollback_to(self, name: str) -> None:
         """Undo everything since SAVEPOINT `name` and drop the savepoint."""
+        self._locked_read = None
         deferred = self._deferred
         if deferred and deferred[-1] == f"SAVEPOINT {name}":
-            deferred.pop()  # never sent: nothing ran inside it
+            deferred.pop()  # never sent: nothing that changed anything ran inside it
+            if self._defers and self._raw.info.transaction_status == _IN_ERROR:
+                # A read inside it failed, and with no savepoint to go back to, PostgreSQL has given
+                # up the whole transaction: nothing of it may be reported as done.
+                raise TransactionFailed(f"a statement failed inside savepoint {name} before it was sent")
             return
         if self._defers:
             deferred += [f"ROLLBACK TO SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}"]
@@ -213,3 +251,11 @@ class DriverConnection:
     def forget_deferred(self) -> None:
         """The transaction ends: held-back savepoint statements no longer matter."""
         self._deferred.clear()
+        self._locked_read = None
+
+
+class TransactionFailed(RuntimeError):
+    """PostgreSQL aborted the transaction and no savepoint can bring it back."""
+
+
+_IN_ERROR = 3  # psycopg.pq.TransactionStatus.INERROR, without importing the driver on SQLite

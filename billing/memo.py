@@ -2,20 +2,31 @@
 first time, word for word and with the same delivery flags, and changes nothing twice.
 
 An answer is a small JSON object the channel defines (its text, a flash flag, ...); billing only
-stores it on the request's operation row, in the transaction of the work it reports.
+stores it on the request's operation row, in the transaction of the work it reports. It is written
+when that transaction commits, with the other answers of the batch in one statement
+(`UnitOfWork.hold`); until then `recall` finds it among the held ones.
 """
 from __future__ import annotations
 
 import json
 
 from .driver_sql import DriverStatement
-from .ledger import open_operation
+from .models import Operation
 
-_STORE = DriverStatement("UPDATE operation SET reply = :op_reply WHERE key = :op_key")
+# A request that charged nothing has no operation yet: its answer claims one (kind "reply"). An
+# answer kept already is never replaced: a twin answered on another connection keeps the first.
+_KEEP = DriverStatement(
+    "INSERT INTO operation (key, kind, subscriber_id, created_at, reply) "
+    "VALUES (:op_key, 'reply', NULL, :created_at, :op_reply) "
+    "ON CONFLICT (key) DO UPDATE SET reply = excluded.reply WHERE operation.reply IS NULL",
+    binds={"created_at": Operation.__table__.c.created_at.type})
 _RECALL = DriverStatement("SELECT reply FROM operation WHERE key = :op_key")
 
 
 def recall(uow, key: str) -> dict | None:
+    for held in reversed(uow.held(_write)):
+        if held["op_key"] == key:
+            return json.loads(held["op_reply"])
     stored = _RECALL.scalar(uow, {"op_key": key})
     if stored is None:
         return None
@@ -26,9 +37,10 @@ def recall(uow, key: str) -> dict | None:
 
 
 def remember(uow, key: str, answer: dict) -> None:
-    """Attach the answer to the request's operation (claimed here for requests that charged nothing).
-    Committed with the caller's transaction."""
-    params = {"op_key": key, "op_reply": json.dumps(answer, ensure_ascii=False, sort_keys=True)}
-    if not _STORE.run(uow, params):
-        open_operation(uow, key, "reply")
-        _STORE.run(uow, params)
+    """Keep the answer with the request's operation when the caller's transaction commits."""
+    uow.hold(_write, {"op_key": key, "op_reply": json.dumps(answer, ensure_ascii=False, sort_keys=True),
+                      "created_at": uow.clock.now()})
+
+
+def _write(uow, answers: list[dict]) -> None:
+    _KEEP.run_many(uow, answers)

@@ -96,5 +96,7 @@ def report_for(uow, line: Subscriber) -> BalanceReport:
     )
 
 
-def balance_report(uow, msisdn: str) -> BalanceReport:
-    return report_for(uow, lines.snapshot(uow, msisdn))
+def balance_report(uow, msisdn: str, *, lock: bool = False) -> BalanceReport:
+    """`lock`: the line's row stays locked to the end of the transaction (a request that may charge
+    it next reads it locked from the first, so it is told the figures it is charged on)."""
+    return report_for(uow, lines.snapshot(uow, msisdn, lock=lock))

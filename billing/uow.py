@@ -12,11 +12,17 @@ thousands of times a second (a charge) run their statements on the driver connec
 `uow.session`. That session rides on the transaction in a savepoint of its own, which is always
 closed (kept or undone) before the block it was opened in ends, so the savepoint stack stays in order
 and a refused step never leaves objects behind that the database has forgotten.
+
+Writes nothing reads back before the commit (the answers kept for retries, `billing.memo`) are
+held (`hold`) and written together just before COMMIT: a batch of group commit keeps its answers in
+one statement instead of one each. A held write belongs to the savepoint it was made in and is
+dropped if that savepoint is undone.
 """
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -51,6 +57,7 @@ class UnitOfWork:
         self._session_depth = 0  # the atomic() depth the session's savepoint was opened at
         self._depth = 0  # open atomic() blocks
         self._broken = False
+        self._held: list[tuple] = []  # (writer, item): writes held until the commit (`hold`)
 
     # -- the transaction's connection ------------------------------------------------------------
 
@@ -124,6 +131,31 @@ class UnitOfWork:
             else:
                 session.rollback()  # ROLLBACK TO its savepoint; the objects it touched are expired
 
+    # -- writes held until the commit -------------------------------------------------------------
+
+    def hold(self, writer: Callable[["UnitOfWork", list], None], item) -> None:
+        """Hold `item` back until this transaction commits, then `writer(uow, items)` writes all the
+        items it was given at once (a batch of kept answers is one statement, not one each). An
+        item held inside a savepoint that is undone is dropped with it."""
+        self._held.append((writer, item))
+
+    def held(self, writer: Callable[["UnitOfWork", list], None]) -> list:
+        """The items held for `writer` so far, oldest first."""
+        return [item for held_by, item in self._held if held_by is writer]
+
+    def _write_held(self) -> None:
+        held, self._held = self._held, []
+        if not held:
+            return
+        self.flush()  # what the held writes name may still be an ORM object
+        if self._driver is not None:
+            self._driver.forget_deferred()  # the savepoints' RELEASEs: moot, it commits next
+        by_writer: dict = {}
+        for writer, item in held:
+            by_writer.setdefault(writer, []).append(item)
+        for writer, items in by_writer.items():
+            writer(self, items)
+
     # -- the with-block and atomic() -------------------------------------------------------------
 
     def __enter__(self) -> "UnitOfWork":
@@ -133,6 +165,7 @@ class UnitOfWork:
         # Anything not committed explicitly is thrown away: a half-done request changes nothing.
         # The session is closed without expiring what was read, so results stay usable.
         self._depth = 0
+        self._held.clear()
         if self._driver is not None:
             self._driver.forget_deferred()
         session, self._session = self._session, None
@@ -174,6 +207,8 @@ class UnitOfWork:
             raise TransactionBroken("a refused step could not be undone; nothing of this transaction is kept")
         session = self._session
         try:
+            self._write_held()
+            session = self._session  # the held writes may have needed one
             if session is not None and (session.in_transaction() or session.new or session.dirty or session.deleted):
                 self.session.commit()
             if self._connection is not None:
@@ -206,6 +241,7 @@ class UnitOfWork:
     def rollback(self) -> None:
         if self._depth:
             raise RuntimeError("rollback inside an atomic block: raise a domain error instead")
+        self._held.clear()
         session = self._session
         try:
             if session is not None and session.in_transaction():
@@ -250,7 +286,7 @@ class _Savepoint:
     """A nested atomic() block. With ORM objects loaded the session makes the savepoint (undoing it
     also expires what it touched); otherwise it is a plain SAVEPOINT on the driver connection."""
 
-    __slots__ = ("uow", "forget", "outer", "nested", "driver")
+    __slots__ = ("uow", "forget", "outer", "nested", "driver", "held")
 
     def __init__(self, uow: UnitOfWork, forget: bool = False):
         self.uow, self.forget = uow, forget
@@ -258,6 +294,7 @@ class _Savepoint:
     def __enter__(self) -> UnitOfWork:
         uow = self.uow
         outer = self.outer = uow._depth
+        self.held = len(uow._held)
         session = uow._session
         if session is not None and session.in_transaction():
             if uow._driver is not None:
@@ -293,6 +330,7 @@ class _Savepoint:
                 uow._forget_objects()
 
     def _rollback(self) -> None:
+        del self.uow._held[self.held:]
         if self.nested is not None:
             if self.nested.is_active:
                 self.nested.rollback()

@@ -65,7 +65,7 @@ class SmsService:
 
         def compute(uow) -> dict:
             try:
-                report = services.balance_report(uow, sender)
+                report = services.balance_report(uow, sender, lock=True)  # the line this request may charge
             except (UnknownSubscriber, InvalidMsisdn):
                 log.info("sms to %s from unknown sender %s: not charged", command.short_number, mask(sender))
                 outcome, language = Outcome("unknown-sender"), texts.DEFAULT_LANGUAGE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from babel.dates import format_date, format_time
 
@@ -49,6 +50,13 @@ def day(value, language: str) -> str:
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime):
         value = value.date()
+    return _long_date(value, language)
+
+
+@lru_cache(maxsize=8192)
+def _long_date(value: date, language: str) -> str:
+    # Babel parses the locale and the pattern on every call (~15 µs each): a balance reply names
+    # two dates, and the same few hundred dates are asked about all day.
     return format_date(value, DATE_PATTERNS[language], locale=language)
 
 

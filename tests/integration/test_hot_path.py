@@ -1,0 +1,145 @@
+"""The round trips a blank SMS saves, and the rules that make saving them safe, on SQLite and a real
+PostgreSQL: kept answers are written with the commit (all of a batch in one statement), savepoints
+with only reads inside are never sent, and a locked line read twice in a row is read once."""
+from decimal import Decimal
+
+import psycopg
+import pytest
+from sqlalchemy import select
+
+from billing import lines, memo, services
+from billing.driver_sql import DriverStatement
+from billing.errors import InsufficientBalance
+from billing.models import Operation
+from sms.service import handle_sms
+from tests.unit.group_commit_support import in_one_batch
+
+RICH, OTHER = "+994501234567", "+994502222222"
+
+
+@pytest.fixture
+def lines_open(any_core):
+    with any_core.uow() as uow, uow.atomic():
+        services.add_subscriber(uow, RICH, "prepaid", balance=Decimal("10.00"))
+        services.add_subscriber(uow, OTHER, "prepaid", balance=Decimal("5.00"))
+    return any_core
+
+
+def replies(core, *keys) -> dict:
+    """The answers another connection sees committed, by key."""
+    with core.reader() as uow:
+        rows = uow.session.execute(select(Operation.key, Operation.reply).where(Operation.key.in_(keys)))
+        return dict(rows.all())
+
+
+def test_an_answer_is_written_when_its_transaction_commits_and_dropped_with_an_undone_savepoint(lines_open):
+    core = lines_open
+    with core.uow() as uow:
+        with uow.atomic():
+            memo.remember(uow, "kept", {"text": "first"})
+            try:
+                with uow.atomic():
+                    memo.remember(uow, "undone", {"text": "never"})
+                    raise InsufficientBalance("refused after answering")
+            except InsufficientBalance:
+                pass
+            # Held, not yet written: this transaction finds it, nobody else does.
+            assert memo.recall(uow, "kept") == {"text": "first"}
+            assert memo.recall(uow, "undone") is None
+            assert replies(core, "kept") == {}
+    assert replies(core, "kept", "undone") == {"kept": '{"text": "first"}'}
+
+
+def test_an_answer_kept_already_is_never_replaced(lines_open):
+    core = lines_open
+    with core.uow() as uow, uow.atomic():
+        memo.remember(uow, "once", {"text": "first"})
+    with core.uow() as uow, uow.atomic():  # a twin answered on another connection, after the first
+        memo.remember(uow, "once", {"text": "second"})
+    assert replies(core, "once") == {"once": '{"text": "first"}'}
+
+
+def test_the_answers_of_a_batch_are_kept_together_with_their_charges(lines_open):
+    core = lines_open
+
+    def ask(msisdn, key):
+        return lambda uow: handle_sms(core, msisdn, "2112", "", key)
+
+    outcomes = in_one_batch(core, [ask(RICH, "b1"), ask(OTHER, "b2"), ask(RICH, "b3")])
+    assert [o.error for o in outcomes] == [None, None, None]
+    kept = replies(core, "b1", "b2", "b3")
+    assert sorted(kept) == ["b1", "b2", "b3"]
+    assert kept["b1"] == ('{"charged": "0.0200", "flash": true, "outcome": "prepaid-balance", "text": '
+                          '"Balansınız: 9.98 AZN. Balans 20 fevral 2027 tarixinədək, abunəlik 19 avqust 2027 '
+                          'tarixinədək qüvvədədir."}')
+    assert "Balansınız: 9.96 AZN." in kept["b3"] and "Balansınız: 4.98 AZN." in kept["b2"]
+    again = handle_sms(core, RICH, "2112", "", "b1")  # a retry: the answer it got, from memory
+    assert again.duplicate and again.charged == Decimal(0) and "9.98" in again.text
+
+
+def test_a_locked_line_read_again_after_any_other_statement_is_read_again(lines_open):
+    core = lines_open
+    with core.uow() as uow, uow.atomic():
+        first = lines.snapshot(uow, RICH, lock=True)
+        assert lines.snapshot(uow, RICH, lock=True) == first  # nothing in between: the same row
+        services.set_language(uow, RICH, "ru")  # through the ORM
+        assert lines.snapshot(uow, RICH, lock=True).language == "ru"
+        uow.connection().exec_driver_sql(f"UPDATE subscriber SET roaming = true WHERE msisdn = '{RICH}'")
+        assert lines.snapshot(uow, RICH, lock=True).roaming is True
+        services.charge_sms(uow, RICH, "2112", "after-reads")  # through the driver
+        assert lines.snapshot(uow, RICH, lock=True).balance_units == first.balance_units - 200
+    assert services.balance_report(core.reader(), RICH).balance == Decimal("9.98")
+
+
+def test_a_read_that_fails_in_a_batch_leaves_nobody_told_done_unless_committed(lines_open):
+    # On PostgreSQL a savepoint with only reads inside is not sent yet, so a failing read aborts
+    # the whole transaction: then every member must hear the failure, none a false "done".
+    core = lines_open
+    broken = DriverStatement("SELECT id FROM no_such_table")
+
+    def failing_read(uow):
+        with uow.atomic():
+            broken.rows(uow, {})
+
+    outcomes = in_one_batch(core, [lambda uow: services.charge_sms(uow, RICH, "2112", "before"), failing_read,
+                                   lambda uow: services.charge_sms(uow, OTHER, "2112", "after")])
+    assert outcomes[1].error is not None
+    told_done = {key for key, outcome in zip(("before", "after"), (outcomes[0], outcomes[2]))
+                 if outcome.error is None}
+    assert set(replies(core, "before", "after")) == told_done
+    if core.engine.dialect.name == "postgresql":
+        assert told_done == set()
+    else:  # SQLite's savepoints are sent at once: only the failing member is undone
+        assert told_done == {"before", "after"}
+    assert core.group_commit.submit(lambda uow: services.charge_sms(uow, RICH, "2112", "next")).fee == Decimal("0.02")
+
+
+@pytest.mark.postgres
+def test_a_blank_sms_on_postgresql_takes_five_statements_and_its_commit(pg_url, clock, monkeypatch):
+    from tests.conftest import make_core
+
+    core = make_core(pg_url, clock)
+    try:
+        with core.uow() as uow, uow.atomic():
+            services.add_subscriber(uow, RICH, "prepaid", balance=Decimal("10.00"))
+        handle_sms(core, RICH, "2112", "", "warm-up")  # the pool's connection, psycopg's prepared statements
+        sent = []
+        for method in ("execute", "executemany"):
+            original = getattr(psycopg.Cursor, method)
+
+            def counted(self, query, *args, _original=original, **kwargs):
+                sent.append(" ".join(str(query).split())[:40])
+                return _original(self, query, *args, **kwargs)
+            monkeypatch.setattr(psycopg.Cursor, method, counted)
+        reply = handle_sms(core, RICH, "2112", "", "counted")
+        assert reply.charged == Decimal("0.02") and "9.96" in reply.text
+        assert sent == [
+            ";",  # the pool's ping at checkout
+            "SELECT reply FROM operation WHERE key = ",  # answered before?
+            "SELECT id, msisdn, plan, status, languag",  # the line, locked (read once, used twice)
+            "SAVEPOINT uow_1; SAVEPOINT uow_2",  # held back until something is written
+            "WITH claimed AS (INSERT INTO operation (",  # claim + balance + ledger entry
+            "INSERT INTO operation (key, kind, subscr",  # the answer, kept with the commit
+        ]
+    finally:
+        core.dispose()
