@@ -192,6 +192,11 @@ class DriverConnection:
             self._locked_read = (statement, dict(params), rows)
         return rows
 
+    def answer_next(self, statement: DriverStatement, params: dict, rows: list[tuple]) -> None:
+        """The locked read just run also read what `statement` with `params` would (a wider
+        statement over the same rows, same lock): if that comes next, answer it from `rows`."""
+        self._locked_read = (statement, dict(params), rows)
+
     def run(self, statement: DriverStatement, params: dict) -> int:
         self._locked_read = None
         rendered = statement.rendered(self.dialect)

@@ -11,8 +11,8 @@ from sqlalchemy import bindparam, select
 from . import ledger, validity
 from .driver_sql import DriverStatement
 from .billrun import last_cutoff
-from .errors import InvalidInput, InvalidLanguage, SubscriberExists, UnknownSubscriber, WrongPlan
-from .models import Subscriber
+from .errors import InvalidInput, InvalidLanguage, InvalidMsisdn, SubscriberExists, UnknownSubscriber, WrongPlan
+from .models import Operation, Subscriber
 from .msisdn import mask, normalize
 from .tariffs import LANGUAGES, PLANS
 
@@ -55,6 +55,28 @@ def snapshot(uow, msisdn: str, *, lock: bool = False) -> LineSnapshot:
     if row is None:
         raise _unknown(number)
     return LineSnapshot(**row)
+
+
+# A request's first statement (billing.memo): its line locked and the answer kept for its key, if any.
+_ROW_AND_REPLY_LOCKED = DriverStatement(
+    f"{_ROW_BY_NUMBER_SQL.replace(' FROM subscriber', ', (SELECT reply FROM operation WHERE key = :op_key) FROM subscriber')}",
+    columns=(*_TABLE.columns, Operation.__table__.c.reply), for_update=True)
+
+
+def lock_with_reply(uow, msisdn: str, key: str) -> tuple[bool, str | None]:
+    """(whether the line exists, the answer kept for `key` as stored), in one statement that also
+    locks the line; the request's own locked read of the line next (`snapshot(lock=True)`) is
+    answered from this one (billing.driver_sql)."""
+    try:
+        number = normalize(msisdn)
+    except InvalidMsisdn:
+        return False, None
+    uow.flush()
+    row = _ROW_AND_REPLY_LOCKED.row(uow, {"msisdn": number, "op_key": key})
+    if row is None:
+        return False, None
+    uow.driver().answer_next(_ROW_BY_NUMBER_LOCKED, {"msisdn": number}, [row[:-1]])
+    return True, row[-1]
 
 
 def _unknown(number: str) -> UnknownSubscriber:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from .driver_sql import DriverStatement
+from .lines import lock_with_reply
 from .models import Operation
 
 # A request that charged nothing has no operation yet: its answer claims one (kind "reply"). An
@@ -23,11 +24,17 @@ _KEEP = DriverStatement(
 _RECALL = DriverStatement("SELECT reply FROM operation WHERE key = :op_key")
 
 
-def recall(uow, key: str) -> dict | None:
+def recall(uow, key: str, line: str | None = None) -> dict | None:
+    """The answer kept for `key`. `line`: the number of the line the request will charge, locked in
+    the same statement (its next read of the line costs no round trip)."""
     for held in reversed(uow.held(_write)):
         if held["op_key"] == key:
             return json.loads(held["op_reply"])
-    stored = _RECALL.scalar(uow, {"op_key": key})
+    found = False
+    if line is not None:
+        found, stored = lock_with_reply(uow, line, key)
+    if not found:
+        stored = _RECALL.scalar(uow, {"op_key": key})
     if stored is None:
         return None
     try:

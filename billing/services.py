@@ -124,7 +124,7 @@ def answer_once(core, key: str, compute: Callable[[object], dict], line: str | N
     partial work is undone while the refusal is still remembered.
     """
     def once(uow) -> tuple[dict, bool]:
-        earlier = memo.recall(uow, key)
+        earlier = memo.recall(uow, key, line)
         if earlier is not None:
             return earlier, True
         answer = compute(uow)
