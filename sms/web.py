@@ -2,8 +2,9 @@
 delivery reports.
 
 The first two are thin: check who is calling, pull (sender, short number, text, message id) out of
-the request, call `handle_sms`, and wrap the reply the way that gateway wants it. The third records
-what Kannel reports about a message we sent (`dlr-url`, see sms/dispatch.py).
+the request, call `handle_sms`, and wrap the reply the way that gateway wants it. Kannel's is a
+plain WSGI app in front of Flask (`KannelSmsService`: every SMS through Kannel passes there). The
+third records what Kannel reports about a message we sent (`dlr-url`, see sms/dispatch.py).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import ipaddress
 import logging
 import time
 import uuid
+from urllib.parse import parse_qsl
 
 from flask import Response, request
 from twilio.twiml.messaging_response import MessagingResponse
@@ -78,33 +80,25 @@ def _allowed(settings, address: str | None) -> bool:
     return False
 
 
-def kannel_caller_ok(settings, req) -> bool:
+def kannel_caller_ok(settings, values, remote_addr: str | None) -> bool:
     # No secret configured means nobody is trusted: an open endpoint would let anyone charge anyone.
     if not settings.kannel_secret:
         return False
-    given = req.values.get("secret", "")
+    given = values.get("secret", "")
     if not hmac.compare_digest(given.encode(), settings.kannel_secret.encode()):
         return False
-    return _allowed(settings, req.remote_addr)
+    return _allowed(settings, remote_addr)
 
 
-def kannel_response(reply: Reply) -> Response:
-    response = Response(reply.text, status=200, content_type=PLAIN_UTF8)
-    if reply.ucs2:
-        response.headers["X-Kannel-Coding"] = "2"
-    if reply.flash:
-        response.headers["X-Kannel-MClass"] = "0"
-    return response
-
-
-def kannel_sms_service(core, settings):
-    if not kannel_caller_ok(settings, request):
-        log.warning("kannel request from %s refused: secret or address not allowed", request.remote_addr)
-        return Response("forbidden\n", status=403, content_type=PLAIN_UTF8)
-    values = request.values
+def kannel_answer(core, settings, values, remote_addr: str | None) -> tuple[int, list[tuple[str, str]], str]:
+    """Kannel's sms-service request (its get-url's parameters, or the same as a form) answered:
+    (status, headers, body); the body is the MT text smsbox sends back."""
+    if not kannel_caller_ok(settings, values, remote_addr):
+        log.warning("kannel request from %s refused: secret or address not allowed", remote_addr)
+        return 403, [], "forbidden\n"
     sender, to = values.get("from", "").strip(), values.get("to", "").strip()
     if not sender or not to:
-        return Response("from and to are required\n", status=400, content_type=PLAIN_UTF8)
+        return 400, [], "from and to are required\n"
     message_id = values.get("id", "").strip()
     if not message_id:
         # Without Kannel's %I nothing tells a retry from a new SMS: never charge it twice by mistake
@@ -112,12 +106,88 @@ def kannel_sms_service(core, settings):
         message_id = f"noid-{uuid.uuid4()}"
         log.warning("kannel request from %s without id: cannot de-duplicate", mask(sender))
     reply = _handle(core, "kannel", sender, to, values.get("text", ""), message_id)
-    return kannel_response(reply)
+    headers = []
+    if reply.ucs2:
+        headers.append(("X-Kannel-Coding", "2"))
+    if reply.flash:
+        headers.append(("X-Kannel-MClass", "0"))
+    return 200, headers, reply.text
+
+
+class KannelSmsService:
+    """`GET|POST /sms/kannel` as a plain WSGI app in front of Flask, which serves every other path.
+
+    It is the busiest endpoint (every SMS through Kannel), and Flask's machinery around a request —
+    the request and app contexts, the cookie session opened for every request, werkzeug's
+    request and response objects — cost more of a serving process's CPU than the answer itself
+    (py-spy under load: Flask and werkzeug 29% of the time the GIL was held; bench/README.md).
+    Here a request is its query string or form and the answer three headers."""
+
+    def __init__(self, flask_wsgi_app, core, settings, max_body: int):
+        self.next = flask_wsgi_app
+        self.core, self.settings, self.max_body = core, settings, max_body
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != "/sms/kannel":
+            return self.next(environ, start_response)
+        method = environ.get("REQUEST_METHOD")
+        if method not in ("GET", "POST"):
+            return _plain(start_response, 405, "method not allowed\n", [("Allow", "GET, POST")])
+        try:
+            values = _values(environ, self.max_body)
+        except _BodyTooLarge:
+            return _plain(start_response, 413, "request body too large\n")
+        try:
+            status, headers, body = kannel_answer(self.core, self.settings, values, environ.get("REMOTE_ADDR"))
+        except Exception:  # noqa: BLE001 - a 500, as Flask would answer, with the traceback logged
+            log.exception("kannel request failed")
+            return _plain(start_response, 500, "internal error\n")
+        return _plain(start_response, status, body, headers)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+_STATUS_LINES = {200: "200 OK", 400: "400 Bad Request", 403: "403 Forbidden", 405: "405 Method Not Allowed",
+                 413: "413 Request Entity Too Large", 500: "500 Internal Server Error"}
+
+
+def _plain(start_response, status: int, text: str, headers=()) -> list[bytes]:
+    body = text.encode("utf-8")
+    start_response(_STATUS_LINES[status], [("Content-Type", PLAIN_UTF8), ("Content-Length", str(len(body))),
+                                          *headers])
+    return [body]
+
+
+def _values(environ, max_body: int) -> dict[str, str]:
+    """The query string's parameters, then a urlencoded form's (the first of a name wins, as in
+    werkzeug's `request.values`); percent-escapes read as UTF-8, a bad byte replaced."""
+    pairs = _pairs(environ.get("QUERY_STRING", ""))
+    if environ.get("REQUEST_METHOD") == "POST":
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > max_body:
+            raise _BodyTooLarge()
+        if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded") and length:
+            pairs += _pairs(environ["wsgi.input"].read(length).decode("latin-1"))
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        values.setdefault(name, value)
+    return values
+
+
+def _pairs(wsgi_text: str) -> list[tuple[str, str]]:
+    # WSGI hands bytes over as latin-1 text; the parameters themselves are UTF-8.
+    return parse_qsl(wsgi_text.encode("latin-1").decode("utf-8", "replace"), keep_blank_values=True,
+                     encoding="utf-8", errors="replace")
 
 
 def kannel_delivery_report(core, settings):
     """`GET /sms/kannel/dlr?ref=<ref>&status=<bit>&secret=...`: smsbox reports on a message we sent."""
-    if not kannel_caller_ok(settings, request):
+    if not kannel_caller_ok(settings, request.values, request.remote_addr):
         log.warning("kannel delivery report from %s refused: secret or address not allowed", request.remote_addr)
         return Response("forbidden\n", status=403, content_type=PLAIN_UTF8)
     ref = request.values.get("ref", "").strip()
@@ -177,6 +247,6 @@ def _count(gateway: str, reply: Reply, seconds: float) -> None:
 def register(app, core, settings) -> None:
     sms_service(core)
     app.add_url_rule("/sms/twilio", "sms_twilio", lambda: twilio_webhook(core, settings), methods=["POST"])
-    app.add_url_rule("/sms/kannel", "sms_kannel", lambda: kannel_sms_service(core, settings), methods=["GET", "POST"])
+    app.wsgi_app = KannelSmsService(app.wsgi_app, core, settings, app.config["MAX_CONTENT_LENGTH"])
     app.add_url_rule("/sms/kannel/dlr", "sms_kannel_dlr", lambda: kannel_delivery_report(core, settings),
                      methods=["GET", "POST"])

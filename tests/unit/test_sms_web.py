@@ -112,6 +112,31 @@ def test_kannel_allow_list_accepts_a_listed_network(core, line):
     assert answer.status_code == 200
 
 
+def test_kannel_text_is_read_as_utf8_and_a_parameter_given_twice_counts_once(core, line):
+    client = create_app(core, settings()).test_client()
+    # "да" (Russian yes) to 700, percent-escaped as smsbox sends it: read as a yes, not a usage hint
+    answer = client.get(f"/sms/kannel?from=%2B994501234567&to=700&text=%D0%B4%D0%B0&id=k-3&secret={SECRET}&to=2112")
+    assert answer.status_code == 200
+    assert answer.get_data(as_text=True) == "Sizi gözləyən kredit istəyi yoxdur. Bu SMS pulsuzdur."
+    # a form's value after the query string's: the query string's wins, as in werkzeug's request.values
+    form = client.post(f"/sms/kannel?from={PRE}&to=2112&id=k-4&secret={SECRET}",
+                       data={"to": "650", "text": ""})
+    assert form.get_data(as_text=True).startswith("Balansınız: 9.98 AZN")
+    assert balance(core) == Decimal("9.98")
+
+
+def test_kannel_endpoint_answers_other_methods_and_over_long_bodies_with_http_errors(core, line):
+    client = create_app(core, settings()).test_client()
+    put = client.put("/sms/kannel", data={"from": PRE, "to": "2112", "id": "k-5", "secret": SECRET})
+    assert (put.status_code, put.headers["Allow"]) == (405, "GET, POST")
+    long = client.post("/sms/kannel", data={"from": PRE, "to": "2112", "id": "k-6", "secret": SECRET,
+                                            "text": "x" * 70_000})
+    assert long.status_code == 413
+    bad_bytes = client.get(f"/sms/kannel?from={PRE}&to=2112&id=k-7&secret={SECRET}&text=%FF%FE")
+    assert bad_bytes.status_code == 200  # a byte that is no UTF-8 is replaced, not a 500
+    assert balance(core) == Decimal("10.00")
+
+
 # -- Kannel's delivery reports (dlr-url of our sendsms requests) --------------------------------
 
 def _sent_notification(core):
