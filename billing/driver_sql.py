@@ -174,6 +174,7 @@ class DriverConnection:
         self._cursor = dbapi_connection.cursor()
         self._defers = dialect.name == "postgresql"
         self._deferred: list[str] = []
+        self._same_as: dict[str, str] = {}  # savepoint -> the outer one that stands in for it (`command`)
         self._locked_read: tuple | None = None  # (statement, params, rows) of the last statement run
 
     def rows(self, statement: DriverStatement, params: dict) -> list[tuple]:
@@ -217,29 +218,45 @@ class DriverConnection:
 
     def command(self, sql: str) -> None:
         """A savepoint statement (no parameters): held back on PostgreSQL, run now elsewhere."""
-        if self._defers:
-            deferred = self._deferred
-            # A savepoint opened and released with nothing in between: neither needs sending.
-            if sql.startswith("RELEASE SAVEPOINT ") and deferred and deferred[-1] == "SAVEPOINT " + sql[18:]:
-                deferred.pop()
+        if not self._defers:
+            self._cursor.execute(sql)
+            return
+        deferred = self._deferred
+        if sql.startswith("SAVEPOINT "):
+            if deferred and deferred[-1].startswith("SAVEPOINT "):
+                # Opened right inside one not sent yet, with nothing changed in between: both would
+                # undo to the same state, so the outer one serves for both (a batch member, its
+                # handler and its fee are three savepoints deep: one subtransaction instead of three).
+                self._same_as[sql[10:]] = deferred[-1][10:]
                 return
             deferred.append(sql)
-        else:
-            self._cursor.execute(sql)
+            return
+        name = sql[18:]  # RELEASE SAVEPOINT <name>
+        if self._same_as.pop(name, None) is not None:
+            return
+        if deferred and deferred[-1] == "SAVEPOINT " + name:
+            deferred.pop()  # opened and released with nothing in between: neither needs sending
+            return
+        deferred.append(sql)
 
     def rollback_to(self, name: str) -> None:
         """Undo everything since SAVEPOINT `name` and drop the savepoint."""
         self._locked_read = None
         deferred = self._deferred
-        if deferred and deferred[-1] == f"SAVEPOINT {name}":
-            deferred.pop()  # never sent: nothing that changed anything ran inside it
+        served_by = self._same_as.pop(name, None)  # the outer savepoint standing in for this one
+        target = served_by or name
+        if deferred and deferred[-1] == f"SAVEPOINT {target}":
+            if served_by is None:
+                deferred.pop()  # never sent: nothing that changed anything ran inside it
             if self._defers and self._raw.info.transaction_status == _IN_ERROR:
                 # A read inside it failed, and with no savepoint to go back to, PostgreSQL has given
                 # up the whole transaction: nothing of it may be reported as done.
                 raise TransactionFailed(f"a statement failed inside savepoint {name} before it was sent")
             return
         if self._defers:
-            deferred += [f"ROLLBACK TO SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}"]
+            deferred.append(f"ROLLBACK TO SAVEPOINT {target}")
+            if served_by is None:
+                deferred.append(f"RELEASE SAVEPOINT {target}")  # the outer one stays open for its own block
             self.send_deferred()  # now: a failure to undo must surface here, not at a later statement
         else:
             self._cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
@@ -256,6 +273,7 @@ class DriverConnection:
     def forget_deferred(self) -> None:
         """The transaction ends: held-back savepoint statements no longer matter."""
         self._deferred.clear()
+        self._same_as.clear()
         self._locked_read = None
 
 

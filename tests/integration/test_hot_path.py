@@ -137,7 +137,7 @@ def test_a_blank_sms_on_postgresql_takes_four_statements_and_its_commit(pg_url, 
         assert sent == [
             ";",  # the pool's ping at checkout
             "SELECT id, msisdn, plan, status, languag",  # the line locked, and an answer kept before?
-            "SAVEPOINT uow_1; SAVEPOINT uow_2",  # held back until something is written
+            "SAVEPOINT uow_1",  # held back until something is written; one for its three blocks
             "WITH claimed AS (INSERT INTO operation (",  # claim + balance + ledger entry
             "INSERT INTO operation (key, kind, subscr",  # the answer, kept with the commit
         ]
