@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from .clock import FixedClock, SystemClock
+from . import lines
 from .driver_sql import watch_other_statements
 from .group_commit import GroupCommitter
 from .offers import Offers, load_offers
@@ -115,7 +116,10 @@ class Core:
         # SQLite: questions that change nothing must not queue behind writers for the write lock.
         self.read_engine = make_engine(self.db_url, writer=False) if self.db_url.startswith("sqlite") else self.engine
         # Concurrent writes of this process share transactions and commits (billing.group_commit).
-        self.group_commit = GroupCommitter(self._batch_uow, retryable=_deadlock_or_serialization_failure)
+        # On PostgreSQL a batch leaves for later the members whose line another process's batch holds.
+        take_lines = lines.take_free if self.engine.dialect.name == "postgresql" else None
+        self.group_commit = GroupCommitter(self._batch_uow, retryable=_deadlock_or_serialization_failure,
+                                           take_lines=take_lines)
 
     def uow(self, at=None) -> UnitOfWork:
         """A unit of work; `at` backdates it (importing a line's history, loading demo data)."""

@@ -42,12 +42,13 @@ T = TypeVar("T")
 log = logging.getLogger("billing.group_commit")
 
 DEFAULT_MAX_BATCH = 64
+MAX_SKIPS = 2  # batches a member may be left out of because its line was busy elsewhere
 
 
 class _Ticket:
     """One caller's function, and what became of it."""
 
-    __slots__ = ("fn", "line", "context", "result", "error", "done", "lead", "tries", "_wake")
+    __slots__ = ("fn", "line", "context", "result", "error", "done", "lead", "tries", "skipped", "_wake")
 
     def __init__(self, fn, line: str | None):
         self.fn = fn
@@ -59,6 +60,7 @@ class _Ticket:
         self.done = False
         self.lead = False  # handed the next batch to run instead of a result
         self.tries = 0
+        self.skipped = 0  # batches it was left out of: its line was locked by another process's
         self._wake = threading.Lock()
         self._wake.acquire()
 
@@ -87,16 +89,21 @@ class GroupCommitter:
     """
 
     def __init__(self, open_uow: Callable[[], object], *, max_batch: int = DEFAULT_MAX_BATCH,
-                 retryable: Callable[[BaseException], bool] = lambda exc: False, max_tries: int = 3):
+                 retryable: Callable[[BaseException], bool] = lambda exc: False, max_tries: int = 3,
+                 take_lines: Callable[[object, list[str]], set[str]] | None = None):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._open_uow = open_uow
+        # take_lines(uow, lines): lock those of the lines no other transaction holds, without waiting,
+        # and name the ones held elsewhere (PostgreSQL; None where one writer runs at a time).
+        self._take_lines = take_lines
         self.max_batch = max_batch
         self._retryable = retryable
         self._max_tries = max_tries
         self.batches = 0  # how many batches ran, functions in all, and runs again: for tests and benchmarks
         self.members = 0
         self.retries = 0
+        self.skips = 0  # members left for a later batch because another process held their line
         self.on_batch: Callable[[float, int], None] | None = None
         self._reset()
         _COMMITTERS.add(self)
@@ -141,14 +148,14 @@ class GroupCommitter:
 
     def _lead(self, mine: _Ticket) -> None:
         """Run batches until `mine` is done, then hand the queue to its first caller (or stop)."""
-        while not mine.done:  # more than once only when its function is retried
+        while not mine.done:  # more than once only when it is retried or its line was busy elsewhere
             with self._mutex:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
             batch.sort(key=_lock_order)  # stable: twins of one request keep the order they came in
             try:
                 self._run(batch)
             finally:
-                again = [ticket for ticket in batch if not ticket.done]  # a retry: first in the next batch
+                again = [ticket for ticket in batch if not ticket.done]  # first in the next batch
                 following = None
                 with self._mutex:
                     self._queue.extendleft(reversed(again))
@@ -166,37 +173,61 @@ class GroupCommitter:
 
     def _run(self, batch: list[_Ticket]) -> None:
         self.batches += 1
-        self.members += len(batch)
         started = time.perf_counter()
+        members = batch
         try:
             with self._open_uow() as uow:
                 self._local.uow = uow
                 try:
-                    if len(batch) == 1:  # alone: its own transaction is its savepoint
-                        self._run_one(uow, batch[0], uow.atomic)
+                    members = self._free_to_run(uow, batch)
+                    if len(members) == 1:  # alone: its own transaction is its savepoint
+                        self._run_one(uow, members[0], uow.atomic)
                     else:
                         with uow.atomic():
-                            for ticket in batch:
+                            for ticket in members:
                                 self._run_one(uow, ticket, uow.isolated)
                 finally:
                     self._local.uow = None
         except BaseException as exc:
             # The transaction could not commit: nothing of the batch is kept, so nobody's work is done.
-            log.warning("group commit of %d failed: %s", len(batch), exc)
-            for ticket in batch:
+            log.warning("group commit of %d failed: %s", len(members), exc)
+            for ticket in members:
                 ticket.result, ticket.error = None, exc
                 ticket.done = True
             if not isinstance(exc, Exception):
                 raise
             return
+        self.members += len(members)
         if self.on_batch is not None:
-            self.on_batch(time.perf_counter() - started, len(batch))
-        for ticket in batch:
+            self.on_batch(time.perf_counter() - started, len(members))
+        for ticket in members:
             if ticket.error is not None and ticket.tries < self._max_tries and self._retryable(ticket.error):
                 ticket.error = None  # runs again in the next batch
                 self.retries += 1
                 continue
             ticket.done = True
+
+    def _free_to_run(self, uow, batch: list[_Ticket]) -> list[_Ticket]:
+        """The members of `batch` to run now: those whose line another process's batch holds wait
+        for a later batch instead of holding this one (and every line it locked) until that batch
+        commits. A member left out twice runs and waits, so none waits for ever; and when none of
+        the batch could run, it runs whole, holding no line while it waits."""
+        if self._take_lines is None or len(batch) < 2:
+            return batch
+        lines = sorted({ticket.line for ticket in batch if ticket.line is not None})
+        if not lines:
+            return batch
+        busy = self._take_lines(uow, lines)
+        if not busy:
+            return batch
+        members = [t for t in batch if t.line not in busy or t.skipped >= MAX_SKIPS]
+        if not members:
+            return batch
+        for ticket in batch:
+            if ticket.line in busy and ticket.skipped < MAX_SKIPS:
+                ticket.skipped += 1
+                self.skips += 1
+        return members
 
     @staticmethod
     def _run_one(uow, ticket: _Ticket, savepoint) -> None:

@@ -79,6 +79,21 @@ def lock_with_reply(uow, msisdn: str, key: str) -> tuple[bool, str | None]:
     return True, row[-1]
 
 
+# PostgreSQL: the lines of a batch of group commit locked at its start, skipping those another
+# transaction holds; the numbers of those come back.
+_TAKE_FREE = DriverStatement(
+    "WITH wanted AS (SELECT id, msisdn FROM subscriber WHERE msisdn = ANY(CAST(:msisdns AS text[]))), "
+    "taken AS MATERIALIZED (SELECT id FROM subscriber WHERE id IN (SELECT id FROM wanted) "
+    "ORDER BY id FOR UPDATE SKIP LOCKED) "
+    "SELECT msisdn FROM wanted WHERE id NOT IN (SELECT id FROM taken)")
+
+
+def take_free(uow, msisdns: list[str]) -> set[str]:
+    """Lock the rows of those of these lines (E.164) that no other transaction holds, without
+    waiting for any; the ones held elsewhere (numbers no line has are neither)."""
+    return {row[0] for row in _TAKE_FREE.rows(uow, {"msisdns": msisdns})}
+
+
 def _unknown(number: str) -> UnknownSubscriber:
     return UnknownSubscriber(f"{number} is not a subscriber of this network")
 

@@ -238,3 +238,64 @@ def test_batches_of_two_processes_charging_two_lines_in_opposite_orders_do_not_d
     finally:
         first.dispose()
         second.dispose()
+
+
+@pytest.mark.postgres
+def test_a_member_whose_line_another_transaction_holds_waits_for_a_later_batch_not_the_others(pg_url, clock):
+    # Another process's batch holds RICH's row. Waiting for it would hold OTHER's charge (and its
+    # row lock) until that batch commits; instead OTHER commits now and RICH follows once it is free.
+    import threading
+
+    from billing import lines
+    from billing.core import Core
+    from tests.unit.group_commit_support import _until
+
+    core = Core(pg_url, clock=clock)
+    core.upgrade_schema()
+    open_lines(core)
+    elsewhere = Core(pg_url, clock=clock)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_rich():
+        with elsewhere.uow() as uow:
+            lines.snapshot(uow, RICH, lock=True)
+            locked.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_rich)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        committer, gate, held = core.group_commit, threading.Event(), threading.Event()
+
+        def first_batch(uow):  # holds the committer so that the next two queue into one batch
+            held.set()
+            gate.wait(10)
+
+        results = {}
+
+        def call(msisdn, key):
+            results[key] = committer.submit(charge(msisdn, key), msisdn)
+
+        opener = threading.Thread(target=committer.submit, args=(first_batch,))
+        opener.start()
+        assert held.wait(10)
+        callers = [threading.Thread(target=call, args=args) for args in ((RICH, "held-line"), (OTHER, "free-line"))]
+        for n, caller in enumerate(callers, start=1):
+            caller.start()
+            _until(lambda n=n: committer.waiting() == n, "the callers to queue")
+        gate.set()
+        _until(lambda: "free-line" in results, "the charge of the free line")
+        assert keys_kept(core, "free-line", "held-line") == {"free-line"}  # committed while RICH is held
+        assert committer.skips >= 1
+        release.set()
+        for caller in callers:
+            caller.join(30)
+        assert results["held-line"].fee == Decimal("0.02")
+        assert (balance(core, RICH), balance(core, OTHER)) == (Decimal("9.98"), Decimal("4.98"))
+        assert_audit_clean(core)
+    finally:
+        release.set()
+        holder.join(10)
+        core.dispose()
+        elsewhere.dispose()
