@@ -7,7 +7,7 @@ and an empty line, answers every command in Asterisk's reply forms (`200 result=
 after STREAM FILE has "played" for --play-ms, the digit's ASCII code for an escape digit or
 WAIT FOR DIGIT, `200 result=1` then the asynchronous bare `HANGUP` line after HANGUP, 510 for
 anything it does not know) and waits for the server to close the socket, which Asterisk never
-does itself. Each caller presses 9 (goodbye) at the first menu.
+does itself. Each caller hears the figures and presses 9 (goodbye) at the main menu.
 
 Ours is the real thing: `.venv/bin/selfcare --db sqlite:///… serve --processes N` on free
 loopback ports (N serving processes sharing the AGI port with SO_REUSEPORT, the worker in the
@@ -45,6 +45,7 @@ from bench.serving import ProcessTreeSampler, SelfcareServe, load_average, machi
 
 REPO = Path(__file__).resolve().parents[1]
 GOODBYE_DIGIT = "9"
+MENU_PROMPTS = ("menu-main",)  # the prompts the caller presses GOODBYE_DIGIT at (2112's and 650's)
 READ_TIMEOUT_S = 120.0
 SCENARIOS = {
     # name: (calls, concurrency, play_ms)
@@ -102,7 +103,8 @@ def asterisk_reply(command: str, play_s: float, digit: str) -> tuple[str, float,
         return "200 result=0", 0.0, False
     if verb == "STREAM FILE":
         escape = words[3] if len(words) > 3 else ""
-        if digit and digit in escape:
+        # The figures may be interrupted too (barge-in): the caller waits for the menu to press.
+        if digit and digit in escape and words[2].startswith(MENU_PROMPTS):
             return f"200 result={ord(digit)} endpos=4000", play_s / 2, False
         return "200 result=0 endpos=8000", play_s, False
     if verb == "WAIT FOR":  # WAIT FOR DIGIT
