@@ -67,7 +67,8 @@ class DriverStatement:
         return uow.driver().run(self, params)
 
     def run_many(self, uow, params: list[dict]) -> None:
-        """The statement once for each set of parameters (on PostgreSQL in one round trip)."""
+        """The statement once for each set of parameters (SQLite: a loop in C; on PostgreSQL psycopg
+        pipelines it, which costs more Python than one statement over arrays)."""
         uow.driver().run_many(self, params)
 
 
@@ -207,9 +208,6 @@ class DriverConnection:
         return self._cursor.rowcount
 
     def run_many(self, statement: DriverStatement, params: list[dict]) -> None:
-        if len(params) == 1:  # psycopg's executemany enters pipeline mode: dearer than one execute
-            self.run(statement, params[0])
-            return
         self._locked_read = None
         rendered = statement.rendered(self.dialect)
         if self._deferred:

@@ -218,15 +218,14 @@ class GroupCommitter:
         if not lines:
             return batch
         busy = self._take_lines(uow, lines)
-        if not busy:
-            return batch
-        members = [t for t in batch if t.line not in busy or t.skipped >= MAX_SKIPS]
-        if not members:
-            return batch
+        members, later = [], []
         for ticket in batch:
-            if ticket.line in busy and ticket.skipped < MAX_SKIPS:
-                ticket.skipped += 1
-                self.skips += 1
+            (later if ticket.line in busy and ticket.skipped < MAX_SKIPS else members).append(ticket)
+        if not later or not members:
+            return batch
+        for ticket in later:
+            ticket.skipped += 1
+        self.skips += len(later)
         return members
 
     @staticmethod

@@ -57,7 +57,7 @@ def remember(uow, key: str, answer: dict) -> None:
 
 
 def _write(uow, answers: list[dict]) -> None:
-    if len(answers) == 1 or uow.driver().dialect.name != "postgresql":
+    if uow.driver().dialect.name != "postgresql":
         _KEEP.run_many(uow, answers)  # SQLite's executemany is a loop in C
         return
     first: dict[str, dict] = {}

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import time
 import uuid
+from http import HTTPStatus
 from urllib.parse import parse_qsl
 
 from flask import Response, request
@@ -149,13 +150,9 @@ class _BodyTooLarge(Exception):
     pass
 
 
-_STATUS_LINES = {200: "200 OK", 400: "400 Bad Request", 403: "403 Forbidden", 405: "405 Method Not Allowed",
-                 413: "413 Request Entity Too Large", 500: "500 Internal Server Error"}
-
-
 def _plain(start_response, status: int, text: str, headers=()) -> list[bytes]:
     body = text.encode("utf-8")
-    start_response(_STATUS_LINES[status], [("Content-Type", PLAIN_UTF8), ("Content-Length", str(len(body))),
+    start_response(f"{status} {HTTPStatus(status).phrase}", [("Content-Type", PLAIN_UTF8), ("Content-Length", str(len(body))),
                                           *headers])
     return [body]
 

@@ -189,20 +189,30 @@ def test_answers_kept_through_group_commit_match_the_charges(any_core, threads):
     assert_audit_clean(any_core)
 
 
-@pytest.mark.postgres
-def test_batches_of_two_processes_charging_two_lines_in_opposite_orders_do_not_deadlock(pg_url, clock):
-    # Two cores on one database are two serving processes. Each batch's first member, once it has
-    # charged (and so locked) its line, waits up to a second for the other batch's first member to
-    # have charged too. Run in the order they came (RICH then OTHER here, OTHER then RICH there),
-    # both would pass that wait holding one line each and then wait for each other: a deadlock.
-    # In line order, the second batch's first member waits on the first batch's lock instead.
+@pytest.fixture
+def two_cores(pg_url, clock):
+    """Two cores on one PostgreSQL database, the lines open: two serving processes."""
     from billing.core import Core
-    import threading
 
     first = Core(pg_url, clock=clock)
     first.upgrade_schema()
     open_lines(first)
     second = Core(pg_url, clock=clock)
+    yield first, second
+    first.dispose()
+    second.dispose()
+
+
+@pytest.mark.postgres
+def test_batches_of_two_processes_charging_two_lines_in_opposite_orders_do_not_deadlock(two_cores):
+    # Two cores on one database are two serving processes. Each batch's first member, once it has
+    # charged (and so locked) its line, waits up to a second for the other batch's first member to
+    # have charged too. Run in the order they came (RICH then OTHER here, OTHER then RICH there),
+    # both would pass that wait holding one line each and then wait for each other: a deadlock.
+    # In line order, the second batch's first member waits on the first batch's lock instead.
+    import threading
+
+    first, second = two_cores
     both_locked = threading.Barrier(2, timeout=1.0)
 
     def batch_of(core, order, tag):
@@ -225,35 +235,27 @@ def test_batches_of_two_processes_charging_two_lines_in_opposite_orders_do_not_d
     runs = [threading.Thread(target=lambda name=name, run=run: results.__setitem__(name, run()))
             for name, run in (("first", batch_of(first, [RICH, OTHER], "a")),
                               ("second", batch_of(second, [OTHER, RICH], "b")))]
-    try:
-        for run in runs:
-            run.start()
-        for run in runs:
-            run.join(30)
-        assert all(o.error is None for outcomes in results.values() for o in outcomes)
-        assert first.group_commit.retries + second.group_commit.retries == 0  # no deadlock was broken
-        assert balance(first, RICH) == Decimal("9.96")
-        assert balance(first, OTHER) == Decimal("4.96")
-        assert_audit_clean(first)
-    finally:
-        first.dispose()
-        second.dispose()
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(30)
+    assert all(o.error is None for outcomes in results.values() for o in outcomes)
+    assert first.group_commit.retries + second.group_commit.retries == 0  # no deadlock was broken
+    assert balance(first, RICH) == Decimal("9.96")
+    assert balance(first, OTHER) == Decimal("4.96")
+    assert_audit_clean(first)
 
 
 @pytest.mark.postgres
-def test_a_member_whose_line_another_transaction_holds_waits_for_a_later_batch_not_the_others(pg_url, clock):
+def test_a_member_whose_line_another_transaction_holds_waits_for_a_later_batch_not_the_others(two_cores):
     # Another process's batch holds RICH's row. Waiting for it would hold OTHER's charge (and its
     # row lock) until that batch commits; instead OTHER commits now and RICH follows once it is free.
     import threading
 
     from billing import lines
-    from billing.core import Core
     from tests.unit.group_commit_support import _until
 
-    core = Core(pg_url, clock=clock)
-    core.upgrade_schema()
-    open_lines(core)
-    elsewhere = Core(pg_url, clock=clock)
+    core, elsewhere = two_cores
     locked, release = threading.Event(), threading.Event()
 
     def hold_rich():
@@ -297,5 +299,3 @@ def test_a_member_whose_line_another_transaction_holds_waits_for_a_later_batch_n
     finally:
         release.set()
         holder.join(10)
-        core.dispose()
-        elsewhere.dispose()

@@ -13,16 +13,13 @@ from billing.driver_sql import DriverStatement
 from billing.errors import InsufficientBalance
 from billing.models import Operation
 from sms.service import handle_sms
+from tests.integration.test_group_commit import OTHER, RICH, open_lines
 from tests.unit.group_commit_support import in_one_batch
-
-RICH, OTHER = "+994501234567", "+994502222222"
 
 
 @pytest.fixture
 def lines_open(any_core):
-    with any_core.uow() as uow, uow.atomic():
-        services.add_subscriber(uow, RICH, "prepaid", balance=Decimal("10.00"))
-        services.add_subscriber(uow, OTHER, "prepaid", balance=Decimal("5.00"))
+    open_lines(any_core)
     return any_core
 
 
@@ -82,7 +79,12 @@ def test_a_locked_line_read_again_after_any_other_statement_is_read_again(lines_
     core = lines_open
     with core.uow() as uow, uow.atomic():
         first = lines.snapshot(uow, RICH, lock=True)
-        assert lines.snapshot(uow, RICH, lock=True) == first  # nothing in between: the same row
+        driver = uow.driver()
+        sent, cursor = [], driver._cursor
+        driver._cursor = _Recording(cursor, sent)
+        assert lines.snapshot(uow, RICH, lock=True) == first
+        assert sent == []  # nothing in between: answered from the first read
+        driver._cursor = cursor
         services.set_language(uow, RICH, "ru")  # through the ORM
         assert lines.snapshot(uow, RICH, lock=True).language == "ru"
         uow.connection().exec_driver_sql(f"UPDATE subscriber SET roaming = true WHERE msisdn = '{RICH}'")
@@ -90,6 +92,20 @@ def test_a_locked_line_read_again_after_any_other_statement_is_read_again(lines_
         services.charge_sms(uow, RICH, "2112", "after-reads")  # through the driver
         assert lines.snapshot(uow, RICH, lock=True).balance_units == first.balance_units - 200
     assert services.balance_report(core.reader(), RICH).balance == Decimal("9.98")
+
+
+class _Recording:
+    """A driver cursor that notes each statement it is given."""
+
+    def __init__(self, cursor, sent):
+        self._cursor, self._sent = cursor, sent
+
+    def execute(self, sql, *args, **kwargs):
+        self._sent.append(sql)
+        return self._cursor.execute(sql, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
 
 
 def test_a_read_that_fails_in_a_batch_leaves_nobody_told_done_unless_committed(lines_open):
