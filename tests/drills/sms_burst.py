@@ -66,6 +66,12 @@ class Burst:
     prefix: str
     lines: int
     replies: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _answered(self) -> list[tuple[int, str | None]]:
+        """(message number, reply) so far: a copy, as the drill reads while the clients still write."""
+        with self._lock:
+            return [(n, text) for n, (text, *_when) in self.replies.items()]
 
     def path(self, number: int) -> str:
         query = urllib.parse.urlencode({"from": msisdn(number % self.lines), "to": "2112", "text": "",
@@ -85,24 +91,27 @@ class Burst:
                     number = next(pending, None)
                 if number is None:
                     return
-                self.replies[number] = (client.get(self.path(number)), time.monotonic(), port)
+                reply = client.get(self.path(number))
+                with self._lock:
+                    self.replies[number] = (reply, time.monotonic(), port)
 
         with ThreadPoolExecutor(clients) as pool:
             for future in [pool.submit(run, ports[i % len(ports)]) for i in range(clients)]:
                 future.result()
 
     def charged(self) -> list[int]:
-        return sorted(n for n, (text, *_when) in self.replies.items() if text and text.startswith(BALANCE_REPLY))
+        return sorted(n for n, text in self._answered() if text and text.startswith(BALANCE_REPLY))
 
     def unavailable(self) -> list[int]:
-        return sorted(n for n, (text, *_when) in self.replies.items() if text == UNAVAILABLE_REPLY)
+        return sorted(n for n, text in self._answered() if text == UNAVAILABLE_REPLY)
 
     def other(self) -> list[int]:
         """Neither charged nor 'unavailable' nor a dropped connection: must stay empty."""
-        return sorted(set(self.replies) - set(self.charged()) - set(self.unavailable()) - set(self.failed()))
+        return sorted({n for n, _text in self._answered()} - set(self.charged()) - set(self.unavailable())
+                      - set(self.failed()))
 
     def failed(self) -> list[int]:
-        return sorted(n for n, (text, *_when) in self.replies.items() if text is None)
+        return sorted(n for n, text in self._answered() if text is None)
 
 
 def ledger_per_key(db_url: str, prefix: str, lines: int) -> tuple[dict[str, int], list, list]:
