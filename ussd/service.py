@@ -311,19 +311,24 @@ def _card(uow, msisdn, lang, pin, key) -> str:
     try:
         topped = services.redeem_card(uow, msisdn, pin, key)
     except InvalidPin:
-        return _texts().render("card-pin-invalid", lang)
+        return _card_refusal("card-pin-invalid", lang)
     except WrongPin as wrong:
-        return _texts().render("card-pin-wrong", lang, count=wrong.tries_left)
+        return _card_refusal("card-pin-wrong", lang, count=wrong.tries_left)
     except TooManyWrongPins as locked:
-        return _texts().render("card-locked", lang, until=locked.until)
+        return _card_refusal("card-locked", lang, until=locked.until)
     except CardAlreadyUsed as used:
-        return _texts().render("card-used", lang, when=used.used_at)
+        return _card_refusal("card-used", lang, when=used.used_at)
     if topped.duplicate:
         return _texts().render("already-done", lang)
     shown = topped.report.shown
     if topped.report.plan == "prepaid":
         return _texts().render("card-topped-up", lang, amount=topped.amount, balance=shown.balance)
     return _texts().render("card-paid", lang, amount=topped.amount, billed=shown.billed, advance=shown.advance)
+
+
+def _card_refusal(key: str, lang: str, **figures) -> str:
+    metrics.labelled(metrics.REFUSALS, channel="ussd", service="card-redeem", reason=key).inc()
+    return _texts().render(key, lang, **figures)
 
 
 CHANGES = {

@@ -418,6 +418,26 @@ def test_star_104_texts_in_azerbaijani_and_russian(core):
                                    "PIN kartın qoruyucu təbəqəsinin altındadır.")
 
 
+def test_star_104_refusals_are_counted_by_their_text_and_a_retry_is_not_counted_again(core, client):
+    from prometheus_client import REGISTRY
+
+    def refusals():
+        return [REGISTRY.get_sample_value("selfcare_refusals_total",
+                                          dict(channel="ussd", service="card-redeem", reason=r)) or 0.0
+                for r in ("card-pin-invalid", "card-pin-wrong", "card-used")]
+
+    open_prepaid(core, balance="2.00", language="en")
+    open_prepaid(core, FRIEND, balance="1.00", language="en")
+    card(core)
+    before = refusals()
+    dial(core, f"*104*{CARD_PIN}#")  # topped up
+    dial(core, f"*104*{CARD_PIN}#", FRIEND)
+    dial(core, "*104*12#")
+    post(client, "", session="wrong-1", code="*104*11112222333344#")
+    post(client, "", session="wrong-1", code="*104*11112222333344#")  # the gateway's retry: answered from memory
+    assert [after - b for after, b in zip(refusals(), before)] == [1, 1, 1]
+
+
 def test_star_104_on_a_postpaid_line_pays_the_bill_first(core):
     open_postpaid(core, billed=D("3.00"), current=D("1.00"), language="en")
     card(core)
