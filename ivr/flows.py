@@ -42,6 +42,7 @@ from typing import Callable
 from billing import services
 from billing.errors import BillingError, CardAlreadyUsed, InvalidPin, TooManyWrongPins, WrongPin, WrongPlan
 from billing.msisdn import mask, normalize
+from selfcare import metrics
 
 from .agi_shim import Hangup
 from .channel import Channel
@@ -454,6 +455,8 @@ class CallController:
             topped = self.blocking(self._redeem_card, pin, key)
         except tuple(CARD_REFUSALS) as refused:
             log.info("call %s: card top-up refused (%s)", self.label, refused.code)
+            # billing's code names the reason: a short fixed list, as the other channels' refusals
+            metrics.labelled(metrics.REFUSALS, channel="ivr", service=self.service.number, reason=refused.code).inc()
             self.script.say(CARD_REFUSALS[type(refused)](refused, self.core.clock.now(), language))
             return "main_menu"
         log.info("call %s: card %s topped up %s AZN", self.label, topped.serial, topped.amount)

@@ -31,6 +31,7 @@ log = logging.getLogger("ussd.service")
 class Reply:
     text: str
     final: bool = True
+    failed: bool = False  # answered "service-error" because something broke (the database, a bug)
 
     @property
     def wire(self) -> str:
@@ -43,13 +44,32 @@ def _texts() -> texts.Section:
 
 
 def answer(core, phone: str, service_code: str, text: str, key: str) -> Reply:
-    """`service_code` is what was dialled, `text` the menu inputs so far joined by `*`."""
+    """`service_code` is what was dialled, `text` the menu inputs so far joined by `*`.
+
+    Never raises: a failure (the database down, a bug) is answered "service-error" with `failed`
+    set, in the line's language once it is known, so the gateway ends the session with words
+    instead of a 500 and /metrics counts it. Nothing failed is kept: the retry is handled afresh."""
     try:
         msisdn = normalize(phone)
         with core.reader() as uow:
             line = services.balance_report(uow, msisdn)
     except (InvalidMsisdn, UnknownSubscriber):
         return Reply(_texts().render("unknown-subscriber", texts.DEFAULT_LANGUAGE))
+    except Exception:
+        log.exception("ussd from %s failed before its line was read", mask(phone))
+        return _failed(texts.DEFAULT_LANGUAGE)
+    try:
+        return _answer_line(core, msisdn, line, service_code, text, key)
+    except Exception:
+        log.exception("ussd from %s failed", mask(msisdn))  # not the code: it may carry a PIN
+        return _failed(line.language)
+
+
+def _failed(lang: str) -> Reply:
+    return Reply(_texts().render("service-error", lang), failed=True)
+
+
+def _answer_line(core, msisdn: str, line, service_code: str, text: str, key: str) -> Reply:
     lang = line.language
     if line.closed:  # the number is no longer served: one answer to every code
         log.info("ussd from closed line %s", mask(msisdn))
@@ -103,24 +123,21 @@ def _menu_context(core, msisdn: str, lang: str, request: Request) -> MenuContext
 # -- actions -----------------------------------------------------------------------------------
 
 def act(core, msisdn: str, lang: str, request: Request, key: str) -> str:
-    try:
-        read = READS.get(request.action)
-        if read is not None:
-            with core.reader() as uow:
-                return _refusal_or(lambda: read(uow, msisdn, lang, request.arg), lang, core.offers.credit,
-                                   request.action)
-        change = CHANGES[request.action]
+    """The answer's text. An exception (answered by `answer`) leaves nothing kept under `key`."""
+    read = READS.get(request.action)
+    if read is not None:
+        with core.reader() as uow:
+            return _refusal_or(lambda: read(uow, msisdn, lang, request.arg), lang, core.offers.credit,
+                               request.action)
+    change = CHANGES[request.action]
 
-        def compute(uow) -> dict:
-            def attempt():
-                with uow.atomic():  # a refusal undoes the attempt; the refusal itself is kept
-                    return change(uow, msisdn, lang, request.arg, key)
-            return {"text": _refusal_or(attempt, lang, core.offers.credit, request.action)}
+    def compute(uow) -> dict:
+        def attempt():
+            with uow.atomic():  # a refusal undoes the attempt; the refusal itself is kept
+                return change(uow, msisdn, lang, request.arg, key)
+        return {"text": _refusal_or(attempt, lang, core.offers.credit, request.action)}
 
-        return services.answer_once(core, key, compute, line=msisdn)[0]["text"]
-    except Exception:  # not kept: the gateway's retry is handled afresh
-        log.exception("ussd %s from %s failed", request.action, mask(msisdn))
-        return _texts().render("service-error", lang)
+    return services.answer_once(core, key, compute, line=msisdn)[0]["text"]
 
 
 def _refusal_or(fn, lang: str, credit_rules, action: str) -> str:
@@ -294,19 +311,24 @@ def _card(uow, msisdn, lang, pin, key) -> str:
     try:
         topped = services.redeem_card(uow, msisdn, pin, key)
     except InvalidPin:
-        return _texts().render("card-pin-invalid", lang)
+        return _card_refusal("card-pin-invalid", lang)
     except WrongPin as wrong:
-        return _texts().render("card-pin-wrong", lang, count=wrong.tries_left)
+        return _card_refusal("card-pin-wrong", lang, count=wrong.tries_left)
     except TooManyWrongPins as locked:
-        return _texts().render("card-locked", lang, until=locked.until)
+        return _card_refusal("card-locked", lang, until=locked.until)
     except CardAlreadyUsed as used:
-        return _texts().render("card-used", lang, when=used.used_at)
+        return _card_refusal("card-used", lang, when=used.used_at)
     if topped.duplicate:
         return _texts().render("already-done", lang)
     shown = topped.report.shown
     if topped.report.plan == "prepaid":
         return _texts().render("card-topped-up", lang, amount=topped.amount, balance=shown.balance)
     return _texts().render("card-paid", lang, amount=topped.amount, billed=shown.billed, advance=shown.advance)
+
+
+def _card_refusal(key: str, lang: str, **figures) -> str:
+    metrics.labelled(metrics.REFUSALS, channel="ussd", service="card-redeem", reason=key).inc()
+    return _texts().render(key, lang, **figures)
 
 
 CHANGES = {

@@ -40,10 +40,7 @@ def register(app: Flask, core, settings) -> None:
         # the parsed action (a short fixed list), never the code as dialled, names the service
         service = parse(service_code).action
         with logs.bound(request_id=f"ussd:{session_id}", number=phone):
-            try:
-                reply = answer(core, phone, service_code, text, f"ussd:{session_id}")
-            except Exception:
-                metrics.labelled(metrics.REQUESTS, channel="ussd", service=service, outcome="error").inc()
-                raise
-        metrics.labelled(metrics.REQUESTS, channel="ussd", service=service, outcome="end" if reply.final else "continue").inc()
+            reply = answer(core, phone, service_code, text, f"ussd:{session_id}")  # a failure is an answer too
+        outcome = "error" if reply.failed else "end" if reply.final else "continue"
+        metrics.labelled(metrics.REQUESTS, channel="ussd", service=service, outcome=outcome).inc()
         return _plain(reply.wire)

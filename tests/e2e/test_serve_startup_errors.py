@@ -38,6 +38,8 @@ def test_serve_on_a_database_that_never_answers_exits_within_the_connect_timeout
         black_hole.listen(64)
         url = f"postgresql://selfcare:secret@127.0.0.1:{black_hole.getsockname()[1]}/selfcare"
         code, err, took = finished(serve(url, free_port(), free_port()), PG_CONNECT_TIMEOUT_S + 25)
+    print(f"\nDRILL startup-unreachable-db: selfcare serve exited {code} after {took:.1f} s "
+          f"(connect timeout {PG_CONNECT_TIMEOUT_S} s), {err.count(chr(10))} line on stderr")
     assert code == 2
     assert "Traceback" not in err and err.count("\n") == 1, err
     assert err.startswith("error: cannot reach the database at postgresql+psycopg://selfcare:***@127.0.0.1:")

@@ -27,6 +27,14 @@ pytestmark = pytest.mark.postgres
 SET_UP = datetime(2026, 10, 1, 10, 0)
 RUN_AT = datetime(2026, 11, 22, 12, 0)  # after bill day 10, a pack's 30 days, the friends' 30 minutes
 POSTPAID, PACKS, ENDING_PACKS, FRIENDS = 120, 120, 40, 20
+# prepaid lines whose dates the run meets (a top-up of 0.50 AZN lasts 7 days, of 20 AZN 90 days;
+# the number closes 180 days after the balance expires; reminders 3 and 7 days ahead, from 10:00)
+DATED = {  # kind: (lines, activated, balance)
+    4: (20, date(2026, 10, 1), Decimal("0.50")),  # balance expired 10-08: suspended, told so
+    5: (20, date(2026, 8, 26), Decimal("20.00")),  # balance expires 11-24: reminded
+    6: (20, date(2026, 5, 1), Decimal("0.50")),  # number closed 11-04: closed, 0.50 forfeited, told so
+    7: (20, date(2026, 5, 20), Decimal("0.50")),  # expired 05-27, closes 11-23: suspended and reminded
+}
 
 
 def number(kind: int, n: int) -> str:
@@ -46,6 +54,9 @@ def set_up(url: str) -> None:
             for n in range(FRIENDS * 2):
                 services.add_subscriber(uow, number(3, n), "prepaid", balance=Decimal("20.00"),
                                         activated=date(2026, 9, 1))
+            for kind, (lines, activated, balance) in DATED.items():
+                for n in range(lines):
+                    services.add_subscriber(uow, number(kind, n), "prepaid", balance=balance, activated=activated)
             uow.commit()
         for n in range(PACKS + ENDING_PACKS):
             with core.uow() as uow:
@@ -81,25 +92,29 @@ def summary(url: str) -> dict:
         core.dispose()
 
 
-def run_workers(url: str, count: int, rounds: int = 2) -> list[tuple[str, str]]:
+def run_workers(url: str, count: int, rounds: int = 2, jobs: list | None = None) -> list[tuple[str, str]]:
     """`count` workers, each its own core (engine and pool, as its own box has), every job run
-    `rounds` times, all started together; returns every SMS the workers' transports sent."""
+    `rounds` times, all started together; returns every SMS the workers' transports sent. `jobs`
+    gets each worker's counts (job -> what it did, over its rounds)."""
     cores = [Core(url, clock=FixedClock(RUN_AT)) for _ in range(count)]
     start = threading.Barrier(count)
     failed: list = []
+    counts = [Counter() for _ in cores]
 
-    def work(core) -> None:
+    def work(core, did: Counter) -> None:
         try:
             start.wait()
             for _ in range(rounds):
                 done = worker.run_once(core)
                 failed.extend(name for name, result in done.items() if result is None)
+                did.update({name: result for name, result in done.items() if isinstance(result, int)})
             while dispatch.dispatch_outbox(core):  # the outbox job sends 100 a tick: drain the rest
                 pass
         except BaseException as exc:  # reported by the test thread
             failed.append(exc)
 
-    threads = [threading.Thread(target=work, args=(core,), name=f"worker-{i}") for i, core in enumerate(cores)]
+    threads = [threading.Thread(target=work, args=(core, did), name=f"worker-{i}")
+               for i, (core, did) in enumerate(zip(cores, counts))]
     try:
         for thread in threads:
             thread.start()
@@ -107,6 +122,8 @@ def run_workers(url: str, count: int, rounds: int = 2) -> list[tuple[str, str]]:
             thread.join(240)
             assert not thread.is_alive(), "a worker did not finish"
         assert failed == [], f"jobs failed: {failed}"
+        if jobs is not None:
+            jobs.extend(counts)
         return [sms for core in cores for sms in dispatch._dispatchers.pop(id(core)).transport.sent]
     finally:
         for core in cores:
@@ -123,17 +140,28 @@ def test_two_workers_at_once_do_exactly_what_one_does(pg_url, monkeypatch):
         set_up(alone_url)
         set_up(pg_url)
         sent_alone = run_workers(alone_url, 1)
-        sent_together = run_workers(pg_url, 2)
+        jobs: list[Counter] = []
+        sent_together = run_workers(pg_url, 2, jobs=jobs)
         alone, together = summary(alone_url), summary(pg_url)
     finally:
         databases.drop_all()
 
+    shared = ("bill-runs", "line-expiries", "expiry-reminders", "pack-renewals", "pack-expiries",
+              "friend-request-lapses")
+    print("\nDRILL two-workers: " + "; ".join(
+        f"{job} {sum(did[job] for did in jobs)} ({' + '.join(str(did[job]) for did in jobs)})" for job in shared)
+        + f"; {len(sent_together)} SMS sent, {len(set(sent_together))} distinct")
     assert together == alone
     assert together["audit"] == [] and together["unsent"] == 0
-    # pinned: what the scenario makes the jobs do, once each
-    assert together["outbox"]["bill-issued"] == POSTPAID
+    # pinned: what the scenario makes the jobs do, once each, whichever worker did it
+    assert [sum(did[job] for did in jobs) for job in shared] == [POSTPAID, 60, 40, PACKS, ENDING_PACKS, FRIENDS]
+    by_the_jobs = {"bill-issued": POSTPAID, "balance-expired": 40, "line-closed": 20, "balance-expiring": 20,
+                   "subscription-ending": 20, "friend-credit-lapsed": FRIENDS}
+    assert {template: together["outbox"][template] for template in by_the_jobs} == by_the_jobs
     assert together["packs"] == Counter({"active": PACKS, "ended": ENDING_PACKS})
     assert together["friends"] == Counter({"lapsed": FRIENDS})
+    lines = 2 * FRIENDS + PACKS + ENDING_PACKS + POSTPAID + 20  # the reminded balances stay active
+    assert together["lines"] == Counter({"active": lines, "expired": 40, "deactivated": 20})
     assert sorted(sent_together) == sorted(sent_alone)
     assert len(sent_together) == len(together["outbox_keys"])  # every message sent, none twice
     assert max(Counter(sent_together).values()) == 1

@@ -324,6 +324,21 @@ def test_a_used_card_says_on_which_date(core):
     assert report(core, PREPAID_AZ).balance == Decimal("12.48")
 
 
+def test_each_refused_card_top_up_is_counted_by_billings_reason(core):
+    from prometheus_client import REGISTRY
+
+    def refusals():
+        return [REGISTRY.get_sample_value("selfcare_refusals_total", dict(channel="ivr", service="2112", reason=r)) or 0.0
+                for r in ("wrong-pin", "too-many-wrong-pins", "card-used")]
+
+    add_card(core)
+    before = refusals()
+    call(core, PREPAID_EN, "2112", f"5{CARD_PIN}#9")  # topped up: not a refusal
+    call(core, PREPAID_AZ, "2112", f"5{CARD_PIN}#9")  # the card is used now
+    call(core, PREPAID_AZ, "2112", f"5{WRONG_PIN}#" * 6 + "9")  # five wrong, then locked
+    assert [after - b for after, b in zip(refusals(), before)] == [5, 1, 1]
+
+
 def test_a_short_pin_and_silence_use_up_the_pin_tries_and_return_to_the_menu(core):
     add_card(core)
     channel, outcome = call(core, PREPAID_AZ, "2112", "512#  9")

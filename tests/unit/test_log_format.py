@@ -148,3 +148,35 @@ def test_through_serves_log_queue_the_traceback_stays_apart_from_the_message():
     plain = logs.formatter("plain").format(queued).splitlines()
     assert plain[0].endswith("sms from +99450***4567 failed request_id=kannel:9")
     assert plain[-1] == "LookupError: no line ***4567"
+
+
+def test_the_lines_an_sms_and_a_ussd_request_log_carry_its_id_and_the_masked_number(core, caplog):
+    from decimal import Decimal
+
+    from billing import services
+    from selfcare.config import Settings
+    from selfcare.http import create_app
+
+    with core.uow() as uow:
+        services.add_subscriber(uow, "+994501234567", "prepaid", balance=Decimal("5.00"), language="en")
+    settings = Settings(agi=("127.0.0.1", 0), http=("127.0.0.1", 0), twilio_auth_token=None,
+                        twilio_public_url=None, kannel_secret="s", kannel_allow=())
+    client = create_app(core, settings).test_client()
+    logs._capture_context()
+    with caplog.at_level(logging.INFO):
+        sms = client.get("/sms/kannel", query_string={"from": "0501234567", "to": "2112", "text": "", "id": "log-1",
+                                                      "secret": "s"})
+        sms_records = list(caplog.records)
+        caplog.clear()
+        ussd = client.post("/ussd", data={"sessionId": "log-2", "serviceCode": "*111*1*7#",
+                                          "phoneNumber": "994501234567", "text": ""})
+        ussd_records = list(caplog.records)
+    assert sms.status_code == ussd.status_code == 200
+    # each request's own lines: the fee it took, the code it was asked, every one with the ids
+    assert "sms fee 0.0200 AZN to 2112 for +99450***4567" in [r.getMessage() for r in sms_records]
+    assert "ussd dates from +99450***4567, 0 inputs" in [r.getMessage() for r in ussd_records]
+    for records, request_id in ((sms_records, "kannel:log-1"), (ussd_records, "ussd:log-2")):
+        mine = [r for r in records if r.name.startswith(("sms", "ussd", "billing"))]
+        assert mine and all(r.selfcare == {"request_id": request_id, "number": "+99450***4567"} for r in mine)
+    line = logs.formatter("plain").format(next(r for r in ussd_records if r.name == "ussd.service"))
+    assert line.endswith("ussd dates from +99450***4567, 0 inputs request_id=ussd:log-2 number=+99450***4567")

@@ -250,6 +250,51 @@ def test_the_gateway_gets_direct_codes_and_bad_requests(core, client):
     assert post(client, "", session="x" * 300).status_code == 400
 
 
+def _errors(service: str) -> float:
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value("selfcare_requests_total",
+                                     dict(channel="ussd", service=service, outcome="error")) or 0.0
+
+
+def test_a_database_without_its_tables_is_answered_unavailable_not_a_500_and_counted(tmp_path):
+    from billing.core import Core
+
+    broken = Core(f"sqlite:///{tmp_path / 'no-schema.db'}")  # every query fails: OperationalError
+    try:
+        client = create_app(broken).test_client()
+        before = _errors("dates")
+        answer = post(client, "", code="*111*1*7#")
+        assert ussd_command(broken, PRE, "*650#") == "END Xidmət müvəqqəti əlçatan deyil. Bir az sonra yenidən cəhd edin."
+    finally:
+        broken.dispose()
+    assert answer.status_code == 200  # the line's language is unknown: the default's words
+    assert answer.get_data(as_text=True) == "END Xidmət müvəqqəti əlçatan deyil. Bir az sonra yenidən cəhd edin."
+    assert _errors("dates") - before == 1
+
+
+@pytest.mark.parametrize("language, words", [
+    ("az", "END Xidmət müvəqqəti əlçatan deyil. Bir az sonra yenidən cəhd edin."),
+    ("en", "END Service temporarily unavailable. Please try again later."),
+    ("ru", "END Сервис временно недоступен. Попробуйте позже."),
+])
+def test_a_table_lost_after_the_line_was_read_is_answered_unavailable_in_its_language(core, client, language, words):
+    from billing.models import Base
+
+    open_prepaid(core, balance="10.00", language=language)
+    packs_table = Base.metadata.tables["pack_subscription"]
+    packs_table.drop(core.engine)  # the line reads; ordering or listing a pack fails
+    before = _errors("pack-order"), _errors("pack-menu")
+    ordered = post(client, "", code="*100*1#")
+    assert (ordered.status_code, ordered.get_data(as_text=True)) == (200, words)
+    assert post(client, "2", session="ATUid_2").get_data(as_text=True) == words  # *100# 2, my packs: a read fails alike
+    assert (_errors("pack-order") - before[0], _errors("pack-menu") - before[1]) == (1, 1)
+    assert report(core).balance == D("10.00")
+    packs_table.create(core.engine)  # back: the gateway's retry is a new attempt, charged once
+    assert post(client, "", code="*100*1#").get_data(as_text=True).startswith("END ")
+    assert report(core).balance == D("7.00") and len(packs(core)) == 1
+    assert_audit_clean(core)
+
+
 # -- texts -------------------------------------------------------------------------------------
 
 def test_every_template_the_scenarios_enqueue_has_a_text(core, clock):
@@ -371,6 +416,26 @@ def test_star_104_texts_in_azerbaijani_and_russian(core):
     assert dial(core, f"*104*{CARD_PIN}#", FRIEND) == "END Эта карта уже использована: 22 ноября 2026 12:00."
     assert dial(core, "*104#") == ("END Kartla balansı artırmaq üçün *104*PIN# yığın. "
                                    "PIN kartın qoruyucu təbəqəsinin altındadır.")
+
+
+def test_star_104_refusals_are_counted_by_their_text_and_a_retry_is_not_counted_again(core, client):
+    from prometheus_client import REGISTRY
+
+    def refusals():
+        return [REGISTRY.get_sample_value("selfcare_refusals_total",
+                                          dict(channel="ussd", service="card-redeem", reason=r)) or 0.0
+                for r in ("card-pin-invalid", "card-pin-wrong", "card-used")]
+
+    open_prepaid(core, balance="2.00", language="en")
+    open_prepaid(core, FRIEND, balance="1.00", language="en")
+    card(core)
+    before = refusals()
+    dial(core, f"*104*{CARD_PIN}#")  # topped up
+    dial(core, f"*104*{CARD_PIN}#", FRIEND)
+    dial(core, "*104*12#")
+    post(client, "", session="wrong-1", code="*104*11112222333344#")
+    post(client, "", session="wrong-1", code="*104*11112222333344#")  # the gateway's retry: answered from memory
+    assert [after - b for after, b in zip(refusals(), before)] == [1, 1, 1]
 
 
 def test_star_104_on_a_postpaid_line_pays_the_bill_first(core):
