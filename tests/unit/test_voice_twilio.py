@@ -4,6 +4,7 @@ a real billing core on SQLite; signatures, retries, the end of a call, expiry an
 from __future__ import annotations
 
 import io
+import logging
 import wave
 from datetime import timedelta
 from decimal import Decimal
@@ -300,6 +301,81 @@ def test_a_database_that_fails_plays_service_unavailable_as_on_asterisk(tmp_path
     assert answer.get_data(as_text=True) == (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
         f"<Play>{BASE}/voice/prompts/az/service-unavailable.wav</Play><Hangup /></Response>")
+
+
+def _without_call_sessions(core) -> None:
+    """The lines can be read, the calls' state cannot be kept (as when writes fail)."""
+    with core.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE call_session")
+
+
+def test_a_failure_at_call_start_is_told_in_the_callers_language_when_it_can_be_read(make_core):
+    core = make_core()
+    _without_call_sessions(core)
+    caller = TwilioCaller(twilio_client(core), CALLERS["prepaid", "ru"])
+    answer = caller.post(f"{BASE}/voice/twilio?service=2112", caller.form())
+    assert answer.status_code == 200
+    assert answer.get_data(as_text=True) == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"<Play>{BASE}/voice/prompts/ru/service-unavailable.wav</Play><Hangup /></Response>")
+
+
+def test_a_failure_mid_call_is_told_in_the_callers_language(make_core):
+    core = make_core()
+    caller = TwilioCaller(twilio_client(core), CALLERS["postpaid", "en"])
+    caller.post(f"{BASE}/voice/twilio?service=650", caller.form())
+    _without_call_sessions(core)
+    answer = caller.post(f"{BASE}/voice/twilio/turn/1", caller.form(Digits="9"))
+    assert answer.get_data(as_text=True) == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"<Play>{BASE}/voice/prompts/en/service-unavailable.wav</Play><Hangup /></Response>")
+
+
+def test_the_status_callback_on_a_failing_database_is_answered_not_a_500(tmp_path, make_core):
+    broken = Core(f"sqlite:///{tmp_path / 'no-schema.db'}")  # no tables: every query fails
+    try:
+        caller = TwilioCaller(twilio_client(broken), CALLERS["prepaid", "az"])
+        answer = caller.post(f"{BASE}/voice/twilio/status", caller.form(CallStatus="completed"))
+    finally:
+        broken.dispose()
+    assert answer.status_code == 200
+    assert answer.get_data(as_text=True) == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"<Play>{BASE}/voice/prompts/az/service-unavailable.wav</Play><Hangup /></Response>")
+    core = make_core()
+    _without_call_sessions(core)
+    caller = TwilioCaller(twilio_client(core), CALLERS["prepaid", "az"])
+    assert caller.post(f"{BASE}/voice/twilio/status", caller.form(CallStatus="completed")).status_code == 200
+
+
+# the word (Twilio's From for a withheld number since 2023) or the word spelt on a keypad
+@pytest.mark.parametrize("given", ["+266696687", "266696687", "+7378742833", "+86282452253", "+2562533",
+                                   "+8656696", "Anonymous", "RESTRICTED", "unavailable", "Blocked"])
+def test_every_way_twilio_writes_a_withheld_number_is_taken_as_withheld(make_core, caplog, given):
+    with caplog.at_level(logging.INFO, logger="ivr"):
+        call = TwilioCaller(twilio_client(make_core()), given, "9").call("2112")
+    assert call.answers == ['<?xml version="1.0" encoding="UTF-8"?><Response>'
+                            f"<Play>{BASE}/voice/prompts/az/unknown-caller.wav</Play><Hangup /></Response>"]
+    assert any("caller id withheld" in record.getMessage() for record in caplog.records)  # not "not served"
+
+
+def test_the_lines_logged_for_a_twilio_webhook_carry_the_call_sid_and_the_masked_number(make_core, caplog):
+    from selfcare import logs
+
+    logs._capture_context()
+    sid = "CA" + "3c" * 16
+    with caplog.at_level(logging.INFO, logger="ivr"):
+        TwilioCaller(twilio_client(make_core()), CALLERS["prepaid", "az"], "39", call_sid=sid).call("2112")
+    lines = [record for record in caplog.records if record.name.startswith("ivr.")]
+    assert [record.getMessage() for record in lines] == [
+        "call 2112 +99450***4567: figures told",  # the first webhook
+        "menu main 2112 +99450***4567: matched notifications",  # the second
+        "call 2112 +99450***4567: balance-change SMS off",
+        "menu main 2112 +99450***4567: matched goodbye",  # the third
+        f"twilio voice call {sid} 2112 +99450***4567 ended: completed",
+        f"twilio voice call {sid} completed, state dropped"]  # the status callback
+    for record in lines:
+        assert record.selfcare == {"call_id": sid, "number": "+99450***4567"}, record.getMessage()
 
 
 def test_a_billing_failure_mid_call_plays_service_unavailable_on_both_adapters(make_core, monkeypatch):
