@@ -206,7 +206,7 @@ class ScriptedCaller:
         return ["510 Invalid or unknown command"]
 
     def _stream(self, name: str, escape_digits: str) -> list[str]:
-        if name == self.during and self.keys:
+        if name == self.during and self.keys and self.keys[0] != " ":  # silence presses nothing
             self.during = None
             key = self.keys.popleft()
             if key in escape_digits:

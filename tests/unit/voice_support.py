@@ -220,7 +220,7 @@ class TwilioCaller:
         """Hear a <Play>; True when the caller pressed a key during it that Twilio takes."""
         prompt_id, language = prompt_of(play.text)
         call.heard.append(Heard(prompt_id, language, interruptible))
-        if prompt_id != self.during or not self.keys:
+        if prompt_id != self.during or not self.keys or self.keys[0] == " ":  # silence presses nothing
             return False
         self.during = None
         if interruptible:
