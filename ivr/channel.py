@@ -35,7 +35,7 @@ class Channel(Protocol):
 
     def read_digit(self, prompt_ids: Sequence[str], timeout_ms: int) -> str | None: ...
 
-    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None: ...
+    def read_digits(self, prompt_ids: Sequence[str], max_digits: int, timeout_ms: int) -> str | None: ...
 
     def hangup(self) -> None: ...
 
@@ -99,11 +99,27 @@ class AgiChannel:
             return digit
         return self.session.wait_for_digit(timeout_ms) or None
 
-    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None:
-        # GET DATA plays the prompt, takes digits during and after it until `#`, `max_digits`, or
-        # `timeout_ms` of silence (before the first digit and between digits); None when nothing.
-        digits = self.session.get_data(self.sound_prefix + _check_prompt_id(prompt_id), timeout_ms, max_digits)
-        return digits or None
+    def read_digits(self, prompt_ids: Sequence[str], max_digits: int, timeout_ms: int) -> str | None:
+        # GET DATA plays the last prompt, takes digits during and after it until `#`, `max_digits`,
+        # or `timeout_ms` of silence (before the first digit and between digits); None when nothing.
+        # GET DATA plays one sound only, so the prompts before it (an error prompt) are streamed
+        # with escape digits: a digit that stops one is the entry's first, not lost.
+        *before, last = prompt_ids
+        first = self.play(before, escape_digits=DTMF_DIGITS)
+        if first is None:
+            digits = self.session.get_data(self.sound_prefix + _check_prompt_id(last), timeout_ms, max_digits)
+            return digits or None
+        return self._rest_of_entry(first, max_digits, timeout_ms)
+
+    def _rest_of_entry(self, digits: str, max_digits: int, timeout_ms: int) -> str | None:
+        """The digits after the first, one WAIT FOR DIGIT each, ended as GET DATA ends them: by `#`
+        (not kept), by `max_digits`, or by `timeout_ms` of silence (what was typed is kept)."""
+        while not digits.endswith("#") and len(digits) < max_digits:
+            digit = self.session.wait_for_digit(timeout_ms)
+            if not digit:
+                break
+            digits += digit
+        return digits.removesuffix("#") or None
 
     def hangup(self) -> None:
         if self.session.hung_up:
@@ -195,8 +211,8 @@ class SimulatedChannel:
         pressed = self._inputs.pop(0)
         return None if pressed == " " else pressed
 
-    def read_digits(self, prompt_id: str, max_digits: int, timeout_ms: int) -> str | None:
-        self.play([prompt_id])
+    def read_digits(self, prompt_ids: Sequence[str], max_digits: int, timeout_ms: int) -> str | None:
+        self.play(prompt_ids)
         if not self._inputs:
             self.hung_up = True
             raise Hangup("simulated caller hung up (no more input)")

@@ -14,8 +14,10 @@ a digit may interrupt (`ask`: barge-in, the answer is taken as soon as it is pre
 wait for (`Wait`: one menu digit, or digits ended by `#`), or nothing and the call ends. The
 Asterisk adapter runs a turn with `take_turn` (STREAM FILE with escape digits, WAIT FOR DIGIT,
 GET DATA), the Twilio adapter renders it as TwiML (<Play>, <Gather> around the asking prompts).
-Which prompts a menu asks again after an invalid digit or silence is decided here, once
-(`MenuState.after`, `EntryState.after`), for both.
+Which prompts a menu or an entry asks again after an invalid answer or silence is decided here,
+once (`Asking.after`), for both: the error prompt and the prompt again, a digit may interrupt
+either. For an entry the digit that stops the error prompt is the entry's first digit (Twilio:
+both <Play>s inside the <Gather>; Asterisk: `AgiChannel.read_digits`).
 """
 from __future__ import annotations
 
@@ -123,9 +125,9 @@ class Turn:
     set_language: bool = False
 
     def __post_init__(self) -> None:
-        if self.wait is not None and self.wait.max_digits > 1 and len(self.ask) != 1:
-            # GET DATA plays exactly one sound while it reads digits
-            raise ValueError(f"a turn reading several digits asks with one prompt, not {self.ask!r}")
+        if self.wait is not None and self.wait.max_digits > 1 and not self.ask:
+            # GET DATA plays the last asking prompt while it reads digits: there must be one
+            raise ValueError("a turn reading several digits asks with at least one prompt")
 
     @property
     def prompt_ids(self) -> tuple[str, ...]:
@@ -175,11 +177,30 @@ def take_turn(channel: Channel, turn: Turn) -> str | None:
         return None
     if wait.max_digits == 1:
         return channel.read_digit(turn.ask, wait.timeout_ms)
-    return channel.read_digits(turn.ask[0], wait.max_digits, wait.timeout_ms)
+    return channel.read_digits(turn.ask, wait.max_digits, wait.timeout_ms)
+
+
+class Asking:
+    """What a menu and a digit entry ask the same way (`prompts()` is each one's own)."""
+
+    def ask(self, script: Script) -> None:
+        script.ask(self.prompts())
+
+    def after(self, outcome: Outcome, script: Script) -> None:
+        """The prompts after a failure: the error prompt and the next attempt's prompt, both
+        interruptible (the caller may answer, or start typing a PIN, during "no input"); when
+        tries ran out, the error prompt alone, heard whole."""
+        if outcome.kind is Kind.EXHAUSTED:
+            script.say([outcome.error_prompt])
+        elif outcome.kind in (Kind.INVALID, Kind.TIMEOUT):
+            script.ask([outcome.error_prompt])
+            self.ask(script)
+        else:
+            raise AssertionError(f"unhandled outcome {outcome!r}")
 
 
 @dataclass
-class MenuState:
+class MenuState(Asking):
     """Digit (or None for a timeout) in, Outcome out. Counts attempts down; does no I/O."""
 
     menu: Menu
@@ -204,21 +225,6 @@ class MenuState:
 
     def wait(self) -> Wait:
         return Wait(max_digits=1, timeout_ms=self.menu.first_digit_timeout_ms)
-
-    def ask(self, script: Script) -> None:
-        script.ask(self.prompts())
-
-    def after(self, outcome: Outcome, script: Script) -> None:
-        """The prompts after a failure: the error prompt and the next attempt's prompt, both
-        interruptible (the caller may answer during "no input"); when tries ran out, the error
-        prompt alone, heard whole."""
-        if outcome.kind is Kind.EXHAUSTED:
-            script.say([outcome.error_prompt])
-        elif outcome.kind in (Kind.INVALID, Kind.TIMEOUT):
-            script.ask([outcome.error_prompt])
-            self.ask(script)
-        else:
-            raise AssertionError(f"unhandled menu outcome {outcome!r}")
 
 
 def log_outcome(what, caller_label: str, outcome: Outcome, given: str | None) -> None:
@@ -299,7 +305,7 @@ def check_entry(entry: DigitEntry) -> None:
 
 
 @dataclass
-class EntryState:
+class EntryState(Asking):
     """Digits (or None for silence) in, Outcome out; no I/O, like MenuState."""
 
     entry: DigitEntry
@@ -321,17 +327,6 @@ class EntryState:
     def wait(self) -> Wait:
         return Wait(max_digits=self.entry.max_digits, timeout_ms=self.entry.digit_timeout_ms, finish_on_key="#")
 
-    def ask(self, script: Script) -> None:
-        script.ask(self.prompts())
-
-    def after(self, outcome: Outcome, script: Script) -> None:
-        """The error prompt heard whole (a digit pressed during it would be lost to the next read,
-        so none is taken), then the entry's prompt again, unless tries ran out."""
-        if outcome.kind not in (Kind.INVALID, Kind.TIMEOUT, Kind.EXHAUSTED):
-            raise AssertionError(f"unhandled entry outcome {outcome!r}")
-        script.say([outcome.error_prompt])
-        if outcome.kind is not Kind.EXHAUSTED:
-            self.ask(script)
 
 
 def run_entry(channel: Channel, entry: DigitEntry, *, caller_label: str = "") -> Outcome:

@@ -30,7 +30,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from billing import call_sessions, services
 from billing.errors import BillingError
 from billing.msisdn import mask, normalize
-from selfcare import metrics
+from selfcare import logs, metrics
 from selfcare.twilio_signature import public_base, twilio_signature_ok
 
 from .channel import PROMPT_ID
@@ -45,19 +45,22 @@ TWIML = "application/xml; charset=utf-8"
 PLAIN_UTF8 = "text/plain; charset=utf-8"
 # Twilio's CallStatus values for a call that is over (its status callback sends one of them).
 ENDED_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
-# Twilio's stand-in in From for a withheld number ("ANONYMOUS" on a keypad), besides the words
-# ivr.flows knows ("anonymous", ...); any other number that is not a line hears unknown-caller too.
-TWILIO_WITHHELD_NUMBERS = {"+266696687", "266696687"}
+# What Twilio puts in From for a withheld number: the word (inbound calls show "anonymous" since
+# May 2023, Twilio's changelog) or, as before and still on some legs, the word spelt on a keypad
+# (ANONYMOUS is +266696687). Both are told as a withheld number is on Asterisk; any other number
+# that is not a line hears unknown-caller too.
+TWILIO_WITHHELD = {"anonymous": "266696687", "restricted": "7378742833", "unavailable": "86282452253",
+                   "blocked": "2562533", "unknown": "8656696"}
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 
 
 def register(app, core, settings, sounds_dir: Path | None = None) -> None:
     sounds = Path(sounds_dir or SOUNDS_DIR)
-    app.add_url_rule("/voice/twilio", "voice_twilio", lambda: _or_unavailable(call_started, core, settings),
+    app.add_url_rule("/voice/twilio", "voice_twilio", lambda: _webhook(call_started, core, settings),
                      methods=["POST"])
     app.add_url_rule("/voice/twilio/turn/<int:turn>", "voice_twilio_turn",
-                     lambda turn: _or_unavailable(caller_answered, core, settings, turn), methods=["POST"])
-    app.add_url_rule("/voice/twilio/status", "voice_twilio_status", lambda: call_status(core, settings),
+                     lambda turn: _webhook(caller_answered, core, settings, turn), methods=["POST"])
+    app.add_url_rule("/voice/twilio/status", "voice_twilio_status", lambda: _webhook(call_status, core, settings),
                      methods=["POST"])
     app.add_url_rule("/voice/prompts/<language>/<path:name>", "voice_prompt",
                      lambda language, name: prompt_audio(sounds, language, name), methods=["GET", "HEAD"])
@@ -73,7 +76,7 @@ def call_started(core, settings):
     service_name = request.args.get("service", "").strip().lstrip("+")
     if service_name not in SERVICES:
         log.warning("twilio voice call %s from %s: no service %r in the Voice URL", sid, mask(caller), service_name)
-        return _twiml(_last_words(public_base(settings, request), DEFAULT_LANGUAGE, "service-unavailable"))
+        return _twiml(_last_words(public_base(settings, request), _language_of(core, caller), "service-unavailable"))
     controller = CallController.new_call(core, service_for(service_name), caller, sid)
     with core.uow() as uow:
         call_sessions.drop_expired(uow)
@@ -154,15 +157,25 @@ def turn_url(base: str, turn: int) -> str:
 
 # -- helpers -----------------------------------------------------------------------------------
 
-def _or_unavailable(webhook, core, settings, *args) -> Response:
-    """A failure outside the flow (the call's state cannot be read or kept: the database is down)
-    is told to the caller as on Asterisk, service-unavailable and a hangup, never a 500 (Twilio
-    would play its own error message). The flow's own failures it tells itself."""
-    try:
-        return webhook(core, settings, *args)
-    except Exception:
-        log.exception("twilio voice call %s failed", request.form.get("CallSid", "?"))
-        return _twiml(_last_words(public_base(settings, request), DEFAULT_LANGUAGE, "service-unavailable"))
+def _webhook(webhook, core, settings, *args) -> Response:
+    """Runs one webhook of a call. Its log lines carry the CallSid as the call id and the caller's
+    number (masked), as a FastAGI call's do.
+
+    A failure outside the flow (the call's state cannot be read or kept: the database is down) is
+    told to the caller as on Asterisk, service-unavailable and a hangup, in the caller's language
+    when it can still be read, never a 500 (Twilio would play its own error message). The flow's
+    own failures it tells itself. The status callback is answered the same way: Twilio reads
+    nothing of its answer, but a 500 would be an error in its debugger; a state that could not be
+    dropped expires (call_sessions.IDLE_LIFETIME)."""
+    sid, caller = request.form.get("CallSid", ""), _caller(request.form.get("From", ""))
+    sid = sid if CALL_SID.match(sid) else ""  # not checked yet: no free text of a stranger's in the logs
+    with logs.bound(call_id=sid, number=caller):
+        try:
+            return webhook(core, settings, *args)
+        except Exception:
+            log.exception("twilio voice call %s failed", sid or "?")
+            language = _language_of(core, caller)
+            return _twiml(_last_words(public_base(settings, request), language, "service-unavailable"))
 
 
 def _refusal(settings) -> Response | None:
@@ -175,8 +188,10 @@ def _refusal(settings) -> Response | None:
 
 
 def _caller(given: str) -> str:
+    """From as ivr.flows takes it: "" for a withheld number, whichever way Twilio wrote it."""
     given = given.strip()
-    return "" if given in TWILIO_WITHHELD_NUMBERS else given
+    withheld = given.lower() in TWILIO_WITHHELD or given.removeprefix("+") in TWILIO_WITHHELD.values()
+    return "" if withheld else given
 
 
 def _answer(core, settings, controller: CallController, turn: int, next_turn: Turn) -> Response:
@@ -207,7 +222,7 @@ def _replay(core, settings, claim: call_sessions.Claim) -> Response:
         response.redirect(public_base(settings, request) + here, method="POST")
         return _twiml(str(response))
     log.info("twilio voice call %s: no state (expired or ended), goodbye", request.form.get("CallSid"))
-    language = _language_of(core, request.form.get("From", ""))
+    language = _language_of(core, _caller(request.form.get("From", "")))
     return _twiml(_last_words(public_base(settings, request), language, "goodbye"))
 
 
@@ -219,11 +234,19 @@ def _last_words(base: str, language: str, prompt_id: str) -> str:
 
 
 def _language_of(core, caller: str) -> str:
-    """The caller's own language for a goodbye, when they are a line we know."""
+    """The caller's own language for last words (goodbye, service-unavailable) when they are a line
+    that can be read; the default for an unknown or withheld caller, or when the database fails
+    (last words must not fail: they are what is said when something else did)."""
+    if not caller:
+        return DEFAULT_LANGUAGE
     try:
         with core.reader() as uow:
             return services.balance_report(uow, normalize(caller)).language
-    except BillingError:
+    except BillingError:  # not a line: InvalidMsisdn, UnknownSubscriber
+        return DEFAULT_LANGUAGE
+    except Exception as error:
+        log.warning("twilio voice: the caller's language could not be read (%s), %s it is",
+                    type(error).__name__, DEFAULT_LANGUAGE)
         return DEFAULT_LANGUAGE
 
 

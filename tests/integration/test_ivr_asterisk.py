@@ -227,3 +227,43 @@ def test_a_digit_sent_over_sip_during_the_no_input_prompt_is_taken_as_the_choice
     assert streamed(commands)[-3:] == ["menu-main", "no-input", "goodbye"]
     assert_every_sound_existed(asterisk)
     wait_until_no_live_calls(asterisk)
+
+
+def test_a_pin_typed_over_sip_during_the_no_input_prompt_of_the_card_entry_keeps_its_first_digit(asterisk):
+    # The caller chooses 5, stays silent at the PIN, then types it while no-input plays: the first
+    # digit stops STREAM FILE (escape digits) and begins the entry, the others are read one by one.
+    from decimal import Decimal
+
+    caller, pin = "+994501113366", "24681357924680"
+    with asterisk.core.uow() as uow:
+        services.add_subscriber(uow, caller, "prepaid", balance=Decimal("3.05"), language="en")
+    with asterisk.core.uow() as uow:
+        services.add_card(uow, "5000000002", pin, "5.00")
+    trace = AgiTrace(asterisk.pbx, "PJSIP/caller-")
+    with BaresipPhone(asterisk.pbx, caller) as phone:
+        phone.dial("2112")
+        closed = lambda: phone.has_event("CALL_CLOSED")  # noqa: E731
+        trace.wait_for_command(r"^WAIT FOR DIGIT 5000$", 120, closed)
+        phone.send_digit("5")
+        trace.wait_digit_taken("5", 30, closed)
+        trace.wait_for_command(r"^GET DATA card-enter-pin 6000 16$", 30, closed)  # silence: 6 s
+        trace.wait_for_command(r"^STREAM FILE no-input ", 30, closed)
+        for index, digit in enumerate(f"{pin}#"):
+            if index:
+                trace.wait_for_command(r"^WAIT FOR DIGIT 6000$", 30, closed)
+            phone.send_digit(digit)
+            trace.wait_digit_taken(digit, 30, closed)
+        trace.wait_for_command(r"^WAIT FOR DIGIT 5000$", 120, closed)  # back at the menu
+        phone.send_digit("9")
+        phone.wait_event("CALL_CLOSED", 60)
+
+    lines = trace.lines()
+    [asked] = [i for i, line in enumerate(lines) if line.direction == "Rx" and line.text.startswith("STREAM FILE no-input")]
+    assert lines[asked].text == 'STREAM FILE no-input "0123456789*#" 0'
+    reply = next(line.text for line in lines[asked + 1:] if line.direction == "Tx")
+    assert reply.startswith("200 result=50 "), reply  # '2' (ASCII 50), the PIN's first digit, stopped it
+    after = [line.text for line in lines[asked + 1:] if line.direction == "Rx"]
+    assert after[:15] == ["WAIT FOR DIGIT 6000"] * 14 + ['STREAM FILE card-topped-up "" 0']
+    assert report_of(asterisk, caller).balance == Decimal("8.05")
+    assert_every_sound_existed(asterisk)
+    wait_until_no_live_calls(asterisk)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import re
+import shlex
 import socket
 from collections import deque
 from dataclasses import dataclass, field
@@ -158,11 +159,15 @@ class ScriptedCaller:
 
     Keys are consumed by WAIT FOR DIGIT, and by GET DATA up to a `#` (taken too) or a space. `overrides` maps a command prefix to the reply lines to use
     for its first occurrence (e.g. to inject 510, 520, HANGUP or 511 at a chosen point).
+    `during` names a prompt the caller presses the next key during, the first time it plays: a
+    STREAM FILE whose escape digits hold the key stops there and returns it (barge-in); one without
+    escape digits plays on and the key is lost, as on a real Asterisk.
     """
 
-    def __init__(self, keys: str = "", overrides: dict[str, list[str]] | None = None):
+    def __init__(self, keys: str = "", overrides: dict[str, list[str]] | None = None, *, during: str | None = None):
         self.keys = deque(keys)
         self.overrides = dict(overrides or {})
+        self.during = during
         self.hung_up = False
 
     def __call__(self, command: str) -> list[str]:
@@ -173,7 +178,7 @@ class ScriptedCaller:
             return ["511 Command Not Permitted on a dead channel or intercept routine"]
         verb = command.split(" ")[0]
         if command.startswith("STREAM FILE"):
-            return ["200 result=0 endpos=8000"]
+            return self._stream(*shlex.split(command)[2:4])
         if command.startswith("WAIT FOR DIGIT"):
             if not self.keys:
                 self.hung_up = True
@@ -199,3 +204,11 @@ class ScriptedCaller:
             self.hung_up = True
             return ["200 result=1", "HANGUP"]
         return ["510 Invalid or unknown command"]
+
+    def _stream(self, name: str, escape_digits: str) -> list[str]:
+        if name == self.during and self.keys and self.keys[0] != " ":  # silence presses nothing
+            self.during = None
+            key = self.keys.popleft()
+            if key in escape_digits:
+                return [f"200 result={ord(key)} endpos=4000"]
+        return ["200 result=0 endpos=8000"]

@@ -120,6 +120,49 @@ def test_a_card_pin_is_read_with_get_data_and_keyed_on_the_agi_uniqueid(server, 
     assert asterisk.closed_by_server
 
 
+def test_a_pin_typed_during_the_no_input_prompt_of_the_card_entry_keeps_its_first_digit(server, core):
+    from decimal import Decimal
+
+    from billing import services
+
+    with core.uow() as uow:
+        services.add_card(uow, "1000000001", "12345678901234", "5.00")
+    pressed_1 = ["200 result=49 endpos=4000"]  # STREAM FILE no-input stopped by '1' (ASCII 49)
+    # silence at the PIN, then 1 during no-input, then the rest of the PIN and #
+    asterisk = place_call(server, keys="5 2345678901234#9", overrides={"STREAM FILE no-input": pressed_1})
+    commands = asterisk.commands
+    no_input = commands.index(f"STREAM FILE no-input {ALL_DIGITS} 0")
+    assert commands[no_input - 1] == "GET DATA card-enter-pin 6000 16"  # the silent first try
+    # the '1' began the entry: the PIN prompt is not played again, the other 13 digits and the #
+    # are read one by one with the entry's timeout, and the whole PIN is redeemed
+    assert commands[no_input + 1:no_input + 15] == ["WAIT FOR DIGIT 6000"] * 14
+    assert commands[no_input + 15] == 'STREAM FILE card-topped-up "" 0'
+    assert commands.count("GET DATA card-enter-pin 6000 16") == 1
+    assert report(core, PREPAID_AZ).balance == Decimal("17.48")
+
+
+def test_a_pin_begun_during_card_pin_invalid_and_ended_by_silence_keeps_what_was_typed(server, core):
+    pressed_9 = ["200 result=57 endpos=1000"]  # '9' during "that PIN is not valid"
+    asterisk = place_call(server, keys="512#8765 9",
+                          overrides={"STREAM FILE card-pin-invalid": pressed_9})
+    commands = asterisk.commands
+    invalid = commands.index(f"STREAM FILE card-pin-invalid {ALL_DIGITS} 0")
+    # 9, then 8765 and 6 s of silence: "98765" is a PIN of the right length, tried as one
+    assert commands[invalid + 1:invalid + 6] == ["WAIT FOR DIGIT 6000"] * 5
+    assert commands[invalid + 6] == 'STREAM FILE card-pin-wrong "" 0'
+    assert asterisk.streamed()[-2:] == ["menu-main", "goodbye"]
+
+
+def test_a_hash_during_the_error_prompt_of_the_card_entry_is_an_empty_entry(server):
+    pressed_hash = ["200 result=35 endpos=1000"]  # '#' (ASCII 35): the entry ended with nothing typed
+    asterisk = place_call(server, keys="5 ", overrides={"STREAM FILE no-input": pressed_hash})
+    commands = asterisk.commands
+    no_input = commands.index(f"STREAM FILE no-input {ALL_DIGITS} 0")
+    # as silence would (GET DATA answers a lone # with no digits too): no-input, and the PIN again
+    assert commands[no_input + 1:no_input + 3] == [f"STREAM FILE no-input {ALL_DIGITS} 0",
+                                                   "GET DATA card-enter-pin 6000 16"]
+
+
 # -- reply forms from the transcript ------------------------------------------------------------
 
 def test_escape_digit_during_the_menu_prompt_answers_the_menu(server):

@@ -213,13 +213,22 @@ def test_when_tries_run_out_the_error_prompt_is_heard_whole_and_nothing_is_waite
     assert (turn.say, turn.ask, turn.wait) == (("no-input",), (), None)
 
 
-def test_an_entry_re_asks_after_its_error_prompt_heard_whole_and_waits_for_digits_ended_by_hash():
+def test_an_entry_asks_again_with_its_error_prompt_interruptible_and_waits_for_digits_ended_by_hash():
     from ivr.menu import Script, Wait
 
     state, script = EntryState(PIN), Script("az")
     state.after(state.feed("12"), script)
     turn = script.turn(state.wait())
-    assert (turn.say, turn.ask, turn.wait) == (("bad-pin",), ("enter-pin",), Wait(8, 6000, "#"))
+    # a PIN typed during "bad PIN" is not lost: its first digit stops the prompt and begins the entry
+    assert (turn.say, turn.ask, turn.wait) == ((), ("bad-pin", "enter-pin"), Wait(8, 6000, "#"))
+
+
+def test_when_an_entrys_tries_run_out_its_error_prompt_is_heard_whole():
+    from ivr.menu import Script
+
+    state, script = EntryState(PIN, attempt=2), Script("az")
+    state.after(state.feed(None), script)
+    assert (script.turn(None).say, script.turn(None).ask) == (("no-input",), ())
 
 
 def test_a_prompt_heard_whole_after_asking_ones_makes_them_heard_whole_too():

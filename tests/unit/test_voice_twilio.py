@@ -4,6 +4,7 @@ a real billing core on SQLite; signatures, retries, the end of a call, expiry an
 from __future__ import annotations
 
 import io
+import logging
 import wave
 from datetime import timedelta
 from decimal import Decimal
@@ -23,6 +24,7 @@ from tests.unit.voice_support import (
     BASE,
     CALLERS,
     CARD_PIN,
+    USED_CARD_PIN,
     WRONG_PIN,
     TwilioCaller,
     build_template,
@@ -34,8 +36,9 @@ from tests.unit.voice_support import (
 
 LANGUAGES = ("az", "en", "ru")
 
-# Every branch of both menus, as keys pressed (a space: silence). 2112 is the prepaid line, 650
-# the postpaid one; each walk runs in each language.
+# Every branch of both menus, as keys pressed (a space: silence), or as (keys, the prompt the
+# first key is pressed during: barge-in where a key may interrupt it, lost where not). 2112 is the
+# prepaid line, 650 the postpaid one; each walk runs in each language.
 BRANCHES_2112 = {
     "goodbye": "9",
     "repeat": "19",
@@ -55,6 +58,14 @@ BRANCHES_2112 = {
     "silence x3": "   ",
     "hang up at the menu": "",
     "hang up at the pin": "5",
+    "card already used": f"5{USED_CARD_PIN}#9",
+    "card locked after five wrong pins": f"5{WRONG_PIN}#" * 6 + "9",
+    "pin typed during no-input": (f"5 {CARD_PIN}#9", "no-input"),
+    "pin typed during card-pin-invalid": (f"512#{CARD_PIN}#9", "card-pin-invalid"),
+    "menu answered during no-input": (" 9", "no-input"),
+    "menu answered during invalid-choice": ("749", "invalid-choice"),
+    "menu answered during the figures": ("49", "your-balance-is"),
+    "a key during the welcome is lost": ("19", "welcome-2112"),
 }
 BRANCHES_650 = {
     "goodbye": "9",
@@ -64,23 +75,40 @@ BRANCHES_650 = {
     "language ru": "239",
     "language menu exhausted": "2  *",
     "notifications off": "39",
+    "notifications off, on": "339",
     "safety advice": "49",
     "no card option on 650": "59",
+    "menu answered during the figures": ("49", "billed-amount-is"),
     "invalid x3": "7*0",
     "silence x3": "   ",
     "hang up at the menu": "",
 }
+# Lines that are not in good standing, on their own number, in each language.
+LINES = {
+    "2112": {"balance expired, suspended": "expired", "closed": "closed"},
+    "650": {"suspended by the operator": "suspended"},
+}
+
+
+def _walk(branch) -> tuple[str, str | None]:
+    return (branch, None) if isinstance(branch, str) else branch
+
+
 CASES = (
-    [pytest.param("2112", CALLERS["prepaid", lang], keys, id=f"2112-{lang}-{name}")
-     for lang in LANGUAGES for name, keys in BRANCHES_2112.items()]
-    + [pytest.param("650", CALLERS["postpaid", lang], keys, id=f"650-{lang}-{name}")
-       for lang in LANGUAGES for name, keys in BRANCHES_650.items()]
+    [pytest.param("2112", CALLERS["prepaid", lang], *_walk(branch), id=f"2112-{lang}-{name}")
+     for lang in LANGUAGES for name, branch in BRANCHES_2112.items()]
+    + [pytest.param("650", CALLERS["postpaid", lang], *_walk(branch), id=f"650-{lang}-{name}")
+       for lang in LANGUAGES for name, branch in BRANCHES_650.items()]
+    + [pytest.param(service, CALLERS[kind, lang], "19", None, id=f"{service}-{lang}-{name}")
+       for service, lines in LINES.items() for name, kind in lines.items() for lang in LANGUAGES]
     + [
-        pytest.param("2112", CALLERS["postpaid", "ru"], "9", id="postpaid-on-2112"),
-        pytest.param("650", CALLERS["prepaid", "en"], "9", id="prepaid-on-650"),
-        pytest.param("2112", "+994709998877", "9", id="unknown-caller"),
-        pytest.param("2112", "anonymous", "9", id="withheld-number"),
-        pytest.param("650", "", "9", id="no-caller-id"),
+        pytest.param("2112", CALLERS["postpaid", "ru"], "9", None, id="postpaid-on-2112"),
+        pytest.param("650", CALLERS["prepaid", "en"], "9", None, id="prepaid-on-650"),
+        pytest.param("2112", "+994709998877", "9", None, id="unknown-caller"),
+        pytest.param("2112", "anonymous", "9", None, id="withheld-number"),
+        pytest.param("2112", "+266696687", "9", None, id="withheld-number-twilio-anonymous"),
+        pytest.param("650", "+7378742833", "9", None, id="withheld-number-twilio-restricted"),
+        pytest.param("650", "", "9", None, id="no-caller-id"),
     ]
 )
 
@@ -107,27 +135,28 @@ def twilio_client(core, **settings):
     return create_app(core, voice_settings(**settings)).test_client()
 
 
-def heard_over_fastagi(core, service, caller, keys):
+def heard_over_fastagi(core, service, caller, keys, during=None):
     with FastAgiServer(core, "127.0.0.1", 0) as server:
-        return fastagi_heard(server, caller, service, keys)
+        return fastagi_heard(server, caller, service, keys, during)
 
 
 def same_prompts(twilio, fastagi) -> None:
-    """The same prompt ids in the same order; each in the same language wherever the FastAGI
-    flow had set one (before that, Asterisk plays in its own language, Twilio in the default)."""
-    assert [p for p, _ in twilio] == [p for p, _ in fastagi]
-    for (prompt_id, twilio_language), (_, agi_language) in zip(twilio, fastagi):
-        if agi_language is not None:
-            assert twilio_language == agi_language, prompt_id
+    """The same prompt ids in the same order, each one a key may interrupt on both adapters or on
+    neither; each in the same language wherever the FastAGI flow had set one (before that,
+    Asterisk plays in its own language, Twilio in the default)."""
+    assert [(h.prompt_id, h.interruptible) for h in twilio] == [(h.prompt_id, h.interruptible) for h in fastagi]
+    for on_twilio, on_agi in zip(twilio, fastagi):
+        if on_agi.language is not None:
+            assert on_twilio.language == on_agi.language, on_twilio.prompt_id
 
 
 # -- one table of cases, both adapters ------------------------------------------------------------
 
-@pytest.mark.parametrize("service, caller, keys", CASES)
-def test_twilio_callers_hear_what_fastagi_callers_hear(make_core, service, caller, keys):
-    fastagi = heard_over_fastagi(make_core("agi.db"), service, caller, keys)
+@pytest.mark.parametrize("service, caller, keys, during", CASES)
+def test_twilio_callers_hear_what_fastagi_callers_hear(make_core, service, caller, keys, during):
+    fastagi = heard_over_fastagi(make_core("agi.db"), service, caller, keys, during)
     twilio_core = make_core("twilio.db")
-    call = TwilioCaller(twilio_client(twilio_core), caller, keys).call(service)
+    call = TwilioCaller(twilio_client(twilio_core), caller, keys, during=during).call(service)
     same_prompts(call.heard, fastagi)
     assert call.hung_up_by == ("caller" if keys in ("", "5") else "server")
     with twilio_core.reader() as uow:
@@ -146,7 +175,7 @@ def test_a_2112_call_on_twilio_pins_the_prompts_and_the_twiml(make_core):
     call = TwilioCaller(twilio_client(make_core()), CALLERS["prepaid", "az"], "9").call("2112")
     assert call.prompt_ids[:9] == ["welcome-2112", *PREPAID_AZ_FIGURES]
     assert call.prompt_ids[-2:] == ["menu-main", "goodbye"]
-    assert {language for _, language in call.heard} == {"az"}
+    assert {heard.language for heard in call.heard} == {"az"}
     first = call.answers[0]
     # the welcome heard whole; the figures and the menu inside the Gather (barge-in)
     assert first.startswith('<?xml version="1.0" encoding="UTF-8"?><Response>'
@@ -165,7 +194,7 @@ def test_a_650_call_on_twilio_in_russian_pins_the_prompts(make_core):
     call = TwilioCaller(twilio_client(make_core()), CALLERS["postpaid", "ru"], " 9").call("650")
     assert call.prompt_ids == ["welcome-650", *POSTPAID_RU_FIGURES, "menu-main-650", "no-input", "menu-main-650",
                                "goodbye"]
-    assert {language for _, language in call.heard} == {"ru"}
+    assert {heard.language for heard in call.heard} == {"ru"}
     assert "Digits" not in call.posts[1][1]  # the silence: the <Redirect> posted without Digits
 
 
@@ -183,8 +212,79 @@ def test_a_card_pin_is_gathered_up_to_hash_and_keyed_on_the_call_sid(make_core):
                                        "goodbye"]
     with core.reader() as uow:
         assert services.balance_report(uow, CALLERS["prepaid", "en"]).balance == Decimal("17.48")
-        assert uow.session.scalars(select(Operation.key).where(Operation.kind == "card")).all() == [
-            f"ivr:CA{'ab' * 16}:4"]  # the CallSid and the step, as AGI keys it by uniqueid and step
+        assert set(uow.session.scalars(select(Operation.key).where(Operation.kind == "card"))) == {
+            "template:used-card",  # the template's used card
+            f"ivr:CA{'ab' * 16}:4"}  # the CallSid and the step, as AGI keys it by uniqueid and step
+
+
+def _gather(turn: int, language: str, *prompt_ids: str, num_digits: int = 1, finish_on_key: str = "",
+            timeout: int = 5) -> str:
+    plays = "".join(f"<Play>{BASE}/voice/prompts/{language}/{prompt_id}.wav</Play>" for prompt_id in prompt_ids)
+    action = f"{BASE}/voice/twilio/turn/{turn}"
+    return ('<?xml version="1.0" encoding="UTF-8"?><Response>'
+            f'<Gather action="{action}" finishOnKey="{finish_on_key}" input="dtmf" method="POST" '
+            f'numDigits="{num_digits}" timeout="{timeout}">{plays}</Gather>'
+            f'<Redirect method="POST">{action}</Redirect></Response>')
+
+
+def test_the_error_prompts_of_a_menu_sit_inside_the_gather_on_twilio(make_core):
+    call = TwilioCaller(twilio_client(make_core()), CALLERS["prepaid", "az"], "7 9").call("2112")
+    assert call.answers[1] == _gather(2, "az", "invalid-choice", "menu-main")
+    assert call.answers[2] == _gather(3, "az", "no-input", "menu-main")
+
+
+def test_a_pin_typed_during_no_input_on_twilio_is_gathered_whole_and_tops_up(make_core):
+    core = make_core()
+    call = TwilioCaller(twilio_client(core), CALLERS["prepaid", "en"], f"5 {CARD_PIN}#9", during="no-input").call("2112")
+    # silence at the PIN: no-input and the PIN prompt again, both inside the PIN's <Gather>
+    assert call.answers[2] == _gather(3, "en", "no-input", "card-enter-pin", num_digits=16, finish_on_key="#",
+                                      timeout=6)
+    assert call.posts[3][1]["Digits"] == CARD_PIN  # typed from within no-input: no digit lost
+    start = call.prompt_ids.index("card-enter-pin")
+    assert call.prompt_ids[start:start + 3] == ["card-enter-pin", "no-input", "card-topped-up"]
+    with core.reader() as uow:
+        assert services.balance_report(uow, CALLERS["prepaid", "en"]).balance == Decimal("17.48")
+
+
+def _marked(call) -> list[str]:
+    """Prompt ids, upper case where heard whole (no key could interrupt it)."""
+    return [h.prompt_id if h.interruptible else h.prompt_id.upper() for h in call.heard]
+
+
+def test_a_line_whose_balance_expired_is_told_it_is_suspended_and_when_it_expired(make_core):
+    call = TwilioCaller(twilio_client(make_core()), CALLERS["expired", "en"], "9").call("2112")
+    assert _marked(call) == [
+        "WELCOME-2112", "LINE-SUSPENDED", "your-balance-is", "num/3", "cur/manat-5", "your-tariff-is",
+        "tariff-klass", "balance-expired-on", "day/1", "month/10", "num/2", "num/thousand-5", "num/20", "num/6",
+        "topup-to-reactivate", "subscription-ends-on", "day/30", "month/3", "num/2", "num/thousand-5", "num/20",
+        "num/7", "menu-main", "GOODBYE"]
+
+
+def test_a_closed_line_hears_line_closed_and_the_call_ends(make_core):
+    call = TwilioCaller(twilio_client(make_core()), CALLERS["closed", "ru"], "9").call("2112")
+    assert call.answers == ['<?xml version="1.0" encoding="UTF-8"?><Response>'
+                            f"<Play>{BASE}/voice/prompts/ru/welcome-2112.wav</Play>"
+                            f"<Play>{BASE}/voice/prompts/ru/line-closed.wav</Play><Hangup /></Response>"]
+
+
+def test_a_used_card_is_told_with_the_day_it_was_used(make_core):
+    call = TwilioCaller(twilio_client(make_core()), CALLERS["prepaid", "az"], f"5{USED_CARD_PIN}#9").call("2112")
+    start = call.prompt_ids.index("card-enter-pin")
+    assert _marked(call)[start:] == ["card-enter-pin", "CARD-ALREADY-USED", "DAY/20", "MONTH/11", "NUM/2",
+                                     "NUM/THOUSAND-1", "NUM/20", "NUM/6", "menu-main", "GOODBYE"]
+
+
+def test_a_sixth_pin_after_five_wrong_ones_is_told_the_card_entry_is_locked(make_core):
+    call = TwilioCaller(twilio_client(make_core()), CALLERS["prepaid", "ru"], f"5{WRONG_PIN}#" * 6 + "9").call("2112")
+    assert call.prompt_ids.count("card-pin-wrong") == 5
+    assert _marked(call)[-6:] == ["card-enter-pin", "CARD-LOCKED", "NUM/60", "TIME/MINUTE-5", "menu-main", "GOODBYE"]
+
+
+def test_a_suspended_650_line_turns_notifications_off_and_on_again(make_core):
+    call = TwilioCaller(twilio_client(make_core()), CALLERS["suspended", "az"], "339").call("650")
+    assert _marked(call)[:3] == ["WELCOME-650", "LINE-SUSPENDED", "billed-amount-is"]
+    assert _marked(call)[-6:] == ["menu-main-650", "NOTIFICATIONS-OFF", "menu-main-650", "NOTIFICATIONS-ON",
+                                  "menu-main-650", "GOODBYE"]
 
 
 def test_a_database_that_fails_plays_service_unavailable_as_on_asterisk(tmp_path):
@@ -196,11 +296,86 @@ def test_a_database_that_fails_plays_service_unavailable_as_on_asterisk(tmp_path
         answer = caller.post(f"{BASE}/voice/twilio?service=2112", caller.form())
     finally:
         broken.dispose()
-    assert [p for p, _ in fastagi] == ["service-unavailable"]
+    assert [h.prompt_id for h in fastagi] == ["service-unavailable"]
     assert answer.status_code == 200
     assert answer.get_data(as_text=True) == (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
         f"<Play>{BASE}/voice/prompts/az/service-unavailable.wav</Play><Hangup /></Response>")
+
+
+def _without_call_sessions(core) -> None:
+    """The lines can be read, the calls' state cannot be kept (as when writes fail)."""
+    with core.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE call_session")
+
+
+def test_a_failure_at_call_start_is_told_in_the_callers_language_when_it_can_be_read(make_core):
+    core = make_core()
+    _without_call_sessions(core)
+    caller = TwilioCaller(twilio_client(core), CALLERS["prepaid", "ru"])
+    answer = caller.post(f"{BASE}/voice/twilio?service=2112", caller.form())
+    assert answer.status_code == 200
+    assert answer.get_data(as_text=True) == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"<Play>{BASE}/voice/prompts/ru/service-unavailable.wav</Play><Hangup /></Response>")
+
+
+def test_a_failure_mid_call_is_told_in_the_callers_language(make_core):
+    core = make_core()
+    caller = TwilioCaller(twilio_client(core), CALLERS["postpaid", "en"])
+    caller.post(f"{BASE}/voice/twilio?service=650", caller.form())
+    _without_call_sessions(core)
+    answer = caller.post(f"{BASE}/voice/twilio/turn/1", caller.form(Digits="9"))
+    assert answer.get_data(as_text=True) == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"<Play>{BASE}/voice/prompts/en/service-unavailable.wav</Play><Hangup /></Response>")
+
+
+def test_the_status_callback_on_a_failing_database_is_answered_not_a_500(tmp_path, make_core):
+    broken = Core(f"sqlite:///{tmp_path / 'no-schema.db'}")  # no tables: every query fails
+    try:
+        caller = TwilioCaller(twilio_client(broken), CALLERS["prepaid", "az"])
+        answer = caller.post(f"{BASE}/voice/twilio/status", caller.form(CallStatus="completed"))
+    finally:
+        broken.dispose()
+    assert answer.status_code == 200
+    assert answer.get_data(as_text=True) == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"<Play>{BASE}/voice/prompts/az/service-unavailable.wav</Play><Hangup /></Response>")
+    core = make_core()
+    _without_call_sessions(core)
+    caller = TwilioCaller(twilio_client(core), CALLERS["prepaid", "az"])
+    assert caller.post(f"{BASE}/voice/twilio/status", caller.form(CallStatus="completed")).status_code == 200
+
+
+# the word (Twilio's From for a withheld number since 2023) or the word spelt on a keypad
+@pytest.mark.parametrize("given", ["+266696687", "266696687", "+7378742833", "+86282452253", "+2562533",
+                                   "+8656696", "Anonymous", "RESTRICTED", "unavailable", "Blocked"])
+def test_every_way_twilio_writes_a_withheld_number_is_taken_as_withheld(make_core, caplog, given):
+    with caplog.at_level(logging.INFO, logger="ivr"):
+        call = TwilioCaller(twilio_client(make_core()), given, "9").call("2112")
+    assert call.answers == ['<?xml version="1.0" encoding="UTF-8"?><Response>'
+                            f"<Play>{BASE}/voice/prompts/az/unknown-caller.wav</Play><Hangup /></Response>"]
+    assert any("caller id withheld" in record.getMessage() for record in caplog.records)  # not "not served"
+
+
+def test_the_lines_logged_for_a_twilio_webhook_carry_the_call_sid_and_the_masked_number(make_core, caplog):
+    from selfcare import logs
+
+    logs._capture_context()
+    sid = "CA" + "3c" * 16
+    with caplog.at_level(logging.INFO, logger="ivr"):
+        TwilioCaller(twilio_client(make_core()), CALLERS["prepaid", "az"], "39", call_sid=sid).call("2112")
+    lines = [record for record in caplog.records if record.name.startswith("ivr.")]
+    assert [record.getMessage() for record in lines] == [
+        "call 2112 +99450***4567: figures told",  # the first webhook
+        "menu main 2112 +99450***4567: matched notifications",  # the second
+        "call 2112 +99450***4567: balance-change SMS off",
+        "menu main 2112 +99450***4567: matched goodbye",  # the third
+        f"twilio voice call {sid} 2112 +99450***4567 ended: completed",
+        f"twilio voice call {sid} completed, state dropped"]  # the status callback
+    for record in lines:
+        assert record.selfcare == {"call_id": sid, "number": "+99450***4567"}, record.getMessage()
 
 
 def test_a_billing_failure_mid_call_plays_service_unavailable_on_both_adapters(make_core, monkeypatch):
