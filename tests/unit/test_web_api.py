@@ -270,3 +270,54 @@ def test_a_path_under_the_api_that_names_no_endpoint_is_a_json_404_and_others_ke
     assert answer.get_json() == {"error": {"code": "not-found", "message": "Такого адреса нет."}}
     page = api.client.get("/no-such-page")
     assert page.status_code == 404 and page.mimetype == "text/html"
+
+
+def test_a_method_a_path_does_not_take_is_a_json_405_in_the_callers_language(any_core):
+    open_prepaid(any_core, balance="12.48", language="ru")
+    api = Api(any_core)
+    answer = api.get("/signin/code", headers={"Accept-Language": "en"})
+    allowed = sorted(answer.headers["Allow"].split(", "))  # werkzeug's order varies from run to run
+    assert (answer.status_code, answer.mimetype, allowed) == (405, "application/json", ["OPTIONS", "POST"])
+    assert answer.get_json() == {"error": {"code": "method-not-allowed",
+                                           "message": "This address does not take that method."}}
+    signed = api.signed_in("0501234567")
+    put = signed.client.put("/api/v1/balance", headers={"Authorization": f"Bearer {signed.token}"})
+    assert (put.status_code, sorted(put.headers["Allow"].split(", "))) == (405, ["GET", "HEAD", "OPTIONS"])
+    assert put.get_json() == {"error": {"code": "method-not-allowed", "message": "Bu ünvan bu metodu qəbul etmir."}}
+    refused = api.client.delete("/api/v1/balance", headers={"Accept-Language": "ru"})
+    assert refused.get_json()["error"]["message"] == "Этот адрес не принимает этот метод."
+
+
+def test_a_body_over_the_limit_is_a_json_413_and_sends_no_code(any_core):
+    open_prepaid(any_core, balance="12.48")
+    api = Api(any_core)
+    answer = api.post("/signin/code", {"msisdn": "0501234567", "pad": "x" * 70_000}, headers={"Accept-Language": "ru"})
+    assert (answer.status_code, answer.mimetype) == (413, "application/json")
+    assert answer.get_json() == {"error": {"code": "body-too-large", "message": "Тело запроса слишком большое."}}
+    assert outbox_templates(any_core) == []
+
+
+def test_a_crash_under_the_api_is_a_json_500_and_elsewhere_flasks_page(core):
+    api = Api(core)
+
+    def crash():
+        raise RuntimeError("a bug")
+
+    api.client.application.add_url_rule("/api/v1/crash", "crash", crash)  # a route that fails, for this test only
+    api.client.application.add_url_rule("/crash", "page_crash", crash)
+    answer = api.get("/crash", headers={"Accept-Language": "en"})
+    assert (answer.status_code, answer.get_json()) == (
+        500, {"error": {"code": "error", "message": "Something went wrong. Try again later."}})
+    page = api.client.get("/crash")
+    assert page.status_code == 500 and page.mimetype == "text/html"
+    webhook = api.client.get("/ussd")  # the webhooks keep Flask's answers too
+    assert (webhook.status_code, webhook.mimetype) == (405, "text/html")
+
+
+def test_every_http_error_code_of_the_api_is_worded_in_az_en_and_ru():
+    import texts
+    from web.errors import HTTP_CODES, http_code
+
+    section = texts.load()["api"]
+    for code in {*HTTP_CODES.values(), http_code(418), http_code(503)}:
+        assert all(section.render_from(code, lang, {}) for lang in ("az", "en", "ru")), code
