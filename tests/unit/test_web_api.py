@@ -205,6 +205,37 @@ def test_credit_on_a_new_line_is_not_available_and_says_why(any_core):
     assert error_of(api.post("/credit", {"kind": "nar", "code": "7"})) == (400, "invalid-input")
 
 
+def test_sos_credit_after_nar_is_maxed_up_to_two_credits_once_per_key(any_core, clock):
+    credit_ready_line(any_core, clock)  # 5.00 AZN; Nar limit 3 AZN
+    api = Api(any_core).signed_in(PRE)
+    early = api.post("/credit", {"kind": "sos"})
+    assert error_of(early) == (409, "credit-refused") and early.get_json()["error"]["reason"] == "nar-not-maxed"
+    assert early.get_json()["error"]["message"] == "Credit is not available to this line now."
+    assert api.post("/credit", {"kind": "nar"}).status_code == 201  # 3 AZN, Nar's maximum
+    sos = {"kind": "sos", "amount": "1.0000", "fee": "0.4000", "debt": "1.4000", "duplicate": False}
+    taken = api.post("/credit", {"kind": "sos"}, headers={"Idempotency-Key": "sos-1"})
+    assert (taken.status_code, taken.get_json()) == (201, sos)
+    again = api.post("/credit", {"kind": "sos"}, headers={"Idempotency-Key": "sos-1"})
+    assert (again.status_code, again.get_json()) == (201, {**sos, "duplicate": True})
+    second = api.post("/credit", {"kind": "sos"})
+    assert (second.status_code, second.get_json()["debt"]) == (201, "2.8000")
+    third = api.post("/credit", {"kind": "sos"})
+    assert error_of(third) == (409, "credit-refused") and third.get_json()["error"]["reason"] == "sos-limit"
+    assert api.get("/credit").get_json() == {"available": "0.0000", "nar_debt": "3.6000", "sos_debt": "2.8000",
+                                             "refused": "limit"}
+    balance = api.get("/balance").get_json()
+    # 5.00 + 3.00 Nar + 2 × 1.00 SOS, less 3 × 0.08 AZN for each credit given
+    assert (balance["balance"], balance["sos_debt"]) == ("9.7600", "2.8000")
+
+
+def test_sos_credit_is_for_prepaid_lines(any_core):
+    open_postpaid(any_core)
+    api = Api(any_core).signed_in(POST)
+    refused = api.post("/credit", {"kind": "sos"})
+    assert error_of(refused) == (409, "credit-refused") and refused.get_json()["error"]["reason"] == "not-prepaid"
+    assert api.get("/balance").get_json()["current"] == "0.0000"  # nothing lent, nothing charged
+
+
 # -- 650 balance access ------------------------------------------------------------------------
 
 def test_grant_see_the_owners_figures_and_revoke(any_core):

@@ -241,3 +241,22 @@ def test_sign_in_order_a_pack_and_read_history_on_sqlite_and_postgresql(any_core
     assert "Balance 0.75 AZN" in main_of(browser.page)
     browser.submit("/sign-out")
     assert browser.get("/balance").status_code == 302
+
+
+def test_sos_credit_on_the_credit_page_after_nar_is_maxed_on_sqlite_and_postgresql(any_core):
+    browser = Browser(demo_app(any_core), any_core)
+    browser.sign_in("0501234567")  # az, 12.48 AZN, a Nar limit of 5 AZN (topped up 10+), 3 at most at once
+    browser.get("/credit")
+    assert "SOS Kredit: 1.00 AZN götür (xidmət haqqı 0.40 AZN)" in main_of(browser.page)
+    browser.submit("/credit/sos")
+    assert "Kredit verilmədi: SOS Kredit Nar Kredit limiti dolduqdan sonra verilir." in main_of(browser.page)
+    browser.submit("/credit/nar", code="03")
+    assert "3.00 AZN kredit balansınıza əlavə edildi. Borc: 3.60 AZN." in main_of(browser.page)
+    browser.submit("/credit/nar", code="02")
+    assert "2.00 AZN kredit balansınıza əlavə edildi. Borc: 6.00 AZN." in main_of(browser.page)
+    browser.submit("/credit/sos")
+    page = main_of(browser.page)
+    assert "1.00 AZN kredit balansınıza əlavə edildi. Borc: 1.40 AZN." in page
+    assert "Nar Kredit borcu 6.00 AZN SOS Kredit borcu 1.40 AZN" in page
+    with any_core.reader() as uow:  # 12.48 + 3.00 + 2.00 + 1.00, less 0.08 AZN for each of the three credits
+        assert str(services.balance_report(uow, PREPAID).balance) == "18.2400"
