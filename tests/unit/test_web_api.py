@@ -140,6 +140,21 @@ def test_history_names_each_entry_and_pages_newest_first(any_core):
     assert error_of(api.get("/history", query_string={"per_page": 1000})) == (400, "invalid-input")
 
 
+def test_history_names_a_charged_call_and_a_nar_credit(any_core, clock):
+    credit_ready_line(any_core, clock)  # topped up 5 AZN, 30 days ago
+    api = Api(any_core).signed_in(PRE)
+    with any_core.uow() as uow:
+        services.charge_call(uow, PRE, 75, "standard", key="agi:call-1")  # 75 s: 3 × 15 s at 0.04 AZN
+    assert api.post("/credit", {"kind": "nar", "code": "05"}).status_code == 201
+    body = api.get("/history").get_json()
+    assert [(e["at"], e["what"], e["account"], e["amount"]) for e in body["entries"]] == [
+        ("2026-12-22T12:00:00", "credit", "balance", "-0.0800"),  # the request fee
+        ("2026-12-22T12:00:00", "credit", "nar_debt", "0.6000"),  # 0.50 lent + its 0.10 fee owed
+        ("2026-12-22T12:00:00", "credit", "balance", "0.5000"),
+        ("2026-12-22T12:00:00", "call", "balance", "-0.1200"),
+        ("2026-11-22T12:00:00", "topup", "balance", "5.0000")]
+
+
 # -- packs -------------------------------------------------------------------------------------
 
 def test_order_a_pack_see_it_stop_its_renewal_and_deactivate_it(any_core):

@@ -198,6 +198,22 @@ def test_history_names_each_entry_and_pages(browser, core):
     assert "Nothing here yet." in main_of(browser.page)
 
 
+def test_history_names_a_charged_call_and_a_nar_credit(browser, core):
+    browser.sign_in("0501234567")
+    with core.uow() as uow:
+        services.charge_call(uow, PREPAID, 75, "standard", key="agi:call-1")  # 3 × 15 s at 0.04 AZN
+    browser.get("/credit")
+    browser.submit("/credit/nar", code="05")
+    browser.get("/history")
+    assert main_of(browser.page).startswith(
+        "Balans tarixçəsi Səhifə 1 Tarix Nə Hesab Məbləğ, AZN "
+        "22 noyabr 2026 12:00 Kredit Balans -0.08 "
+        "22 noyabr 2026 12:00 Kredit Nar borcu +0.60 "
+        "22 noyabr 2026 12:00 Kredit Balans +0.50 "
+        "22 noyabr 2026 12:00 Zəng Balans -0.12 "
+        "22 noyabr 2026 12:00 Balansın artırılması Balans +10.48")
+
+
 def test_signing_out_ends_the_session(browser):
     browser.sign_in("0501234567")
     browser.submit("/sign-out")
