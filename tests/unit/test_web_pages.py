@@ -46,6 +46,41 @@ def test_a_postpaid_balance_page_shows_the_figures_of_a_blank_sms_to_650(browser
                                             "Avans ödənişi 5.00 AZN Hesab günü (ayın) 10")
 
 
+def test_a_number_we_do_not_serve_gets_the_same_code_page_and_no_sms(app, core):
+    pages = []
+    for number in ("0501234567", "0509999999"):  # ours, and no line of ours
+        browser = Browser(app, core)
+        browser.get("/")
+        answer = browser.submit("/", follow=False, number=number)
+        assert (answer.status_code, answer.headers["Location"]) == (302, "/code")
+        browser.get("/code")
+        pages.append(main_of(browser.page))
+    assert pages == [
+        "SMS kodu 0501234567 bizim nömrədirsə, ona SMS ilə kod göndərdik. Kod 5 dəqiqə qüvvədədir. "
+        "6 rəqəmli kod Daxil ol Yeni kod istə",
+        "SMS kodu 0509999999 bizim nömrədirsə, ona SMS ilə kod göndərdik. Kod 5 dəqiqə qüvvədədir. "
+        "6 rəqəmli kod Daxil ol Yeni kod istə"]
+    assert [m.msisdn for m in outbox(core, "signin-code")] == [PREPAID]  # one SMS: to the line we serve
+
+
+def test_the_sign_in_pages_language_switch(browser):
+    browser.get("/", headers={"Accept-Language": "en"})
+    assert main_of(browser.page).startswith("Sign in")
+    answer = browser.get("/language/ru")
+    assert (answer.status_code, answer.headers["Location"]) == (302, "/")
+    browser.get("/", headers={"Accept-Language": "en"})  # the switch beats the browser's languages
+    assert '<html lang="ru">' in browser.page
+    assert main_of(browser.page) == ("Вход Введите номер телефона: мы пришлём одноразовый код по SMS. "
+                                     "Номер телефона Например, 0501234567 Получить код")
+    assert browser.get("/language/xx").status_code == 302  # not a language of ours: ignored
+    browser.get("/")
+    assert '<html lang="ru">' in browser.page
+    browser.get("/language/az")
+    browser.submit("/", number="0501234567")
+    browser.get("/code")
+    assert main_of(browser.page).startswith("SMS kodu 0501234567 bizim nömrədirsə")
+
+
 def test_a_wrong_code_is_refused_and_the_right_one_then_signs_in(browser):
     browser.get("/")
     browser.submit("/", number="0502223344")
