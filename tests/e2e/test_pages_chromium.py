@@ -129,13 +129,18 @@ def main_text(driver) -> str:
     return by_css(driver, "main").text
 
 
+def check_page(driver, what: str, shots=None, name: str | None = None) -> None:
+    """Check the page the browser shows with axe-core, and screenshot it when asked."""
+    violations = chromium.serious_violations(driver)
+    assert not violations, f"{what}: {chromium.describe(violations)}"
+    if shots is not None:
+        chromium.screenshot(driver, shots, name)
+
+
 def open_page(driver, served, path: str, shots=None, name: str | None = None) -> None:
     """Load a page, check it with axe-core, and screenshot it when asked."""
     driver.get(served.url(path))
-    violations = chromium.serious_violations(driver)
-    assert not violations, f"{path}: {chromium.describe(violations)}"
-    if shots is not None:
-        chromium.screenshot(driver, shots, name)
+    check_page(driver, path, shots, name)
 
 
 def sign_in(driver, served, number: str, msisdn: str, shots=None) -> None:
@@ -236,7 +241,7 @@ def test_a_postpaid_owner_grants_and_revokes_and_the_grantee_sees_the_650_figure
     sign_in(driver, served, "0552223344", "+994552223344")
     assert (figure(driver, "billed"), figure(driver, "current"), figure(driver, "advance")) == \
         ("0.00 AZN", "12.43 AZN", "0.00 AZN")
-    chromium.screenshot(driver, shots, "balance-postpaid")
+    check_page(driver, "/balance (postpaid)", shots, "balance-postpaid")
     open_page(driver, served, "/access")
     by_css(driver, "#grant-number").send_keys("0502223344")
     press(driver, "/access/grant")
@@ -253,3 +258,16 @@ def test_a_postpaid_owner_grants_and_revokes_and_the_grantee_sees_the_650_figure
         assert "0502223344 больше не видит ваш баланс." in main_text(driver)
         open_page(grantee, served, "/access?owner=0552223344")
         assert "You have no access to that number's balance." in main_text(grantee)
+
+
+def test_a_form_with_a_forged_csrf_token_gets_the_refusal_page(driver, served, shots):
+    """message.html, the one page a refusal renders in place (400) instead of a redirect."""
+    open_page(driver, served, "/")
+    driver.execute_script("document.querySelector('input[name=csrf_token]').value = 'forged';")
+    by_css(driver, "#number").send_keys("0501234567")
+    asked = len(served.outbox("+994501234567", "signin-code"))
+    click_and_wait(driver, by_css(driver, "form.stack button[type=submit]"))
+    # Chromium asks for en-US: the page answers in English (the subscriber's language when signed in)
+    assert main_text(driver) == "Self-care\nThis form has expired: reload the page and try again.\nSign in"
+    check_page(driver, "the refused form (message.html)", shots, "form-refused")
+    assert len(served.outbox("+994501234567", "signin-code")) == asked  # refused before any code was made
