@@ -173,12 +173,25 @@ def _ours(claimed: Claimed):
     return (_OUTBOX.c.id == claimed.id, _OUTBOX.c.claim_token == claimed.token, _OUTBOX.c.sent_at.is_(None))
 
 
+# Parameters that must not outlive their message, blanked by the acknowledgement that marks it sent.
+# A sign-in code is of use only until the SMS carrying it is out; kept after that, whoever reads
+# this table could race the subscriber for it. Here rather than in a later job: the same UPDATE
+# that marks the message sent blanks it, so no sent code waits for a tick and no extra statement
+# runs. (A code never sent is dropped by billing.signin.purge once it has expired.)
+FORGET_WHEN_SENT = {"signin-code": ("code",)}
+
+
 def acknowledge_sent(core, claimed: Claimed) -> None:
     # Sent is a fact whoever holds the claim now: no token condition.
+    values = {"claim_token": None}
+    forget = FORGET_WHEN_SENT.get(claimed.message.template, ())
+    if forget:
+        kept = {**claimed.message.params, **dict.fromkeys(forget, "")}
+        values["params"] = json.dumps(kept, sort_keys=True, default=str)
     with core.uow() as uow:
         uow.connection().execute(
             update(_OUTBOX).where(_OUTBOX.c.id == claimed.id, _OUTBOX.c.sent_at.is_(None))
-            .values(sent_at=uow.clock.now(), claim_token=None)
+            .values(sent_at=uow.clock.now(), **values)
         )
         uow.commit()
 

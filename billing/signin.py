@@ -29,9 +29,10 @@ The digest covers the request id and the number as well, so a code opens only it
 Tokens and session secrets are 256 random bits: their plain SHA-256 is already unsearchable, and a
 digest lookup stays one indexed read per request.
 
-The code itself stays in the outbox row's parameters, like every message's values (the
-dispatcher words the text when it sends); whoever reads that table could race the subscriber for
-a 5-minute, single-use code, so the outbox table is as private as the key. Pages (web/) use it:
+The code itself waits in the outbox row's parameters until the SMS is out, like every message's
+values (the dispatcher words the text when it sends), and no longer: the acknowledgement that marks
+the message sent blanks it (billing/outbox.py, FORGET_WHEN_SENT), and `purge` drops a code message
+still unsent when its code has expired (it would open nothing). Pages (web/) use it:
 
     with core.uow() as uow:  request_id = signin.request_code(uow, number, request.remote_addr)
     with core.uow() as uow:  issued = signin.verify_code(uow, request_id, number, code, "page")
@@ -58,7 +59,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from . import outbox, validity
 from .driver_sql import DriverStatement
 from .errors import CodeExpired, InvalidCode, NotSignedIn, TooManyCodes, TooManyWrongCodes, WrongCode
-from .models import SigninChallenge, SigninQuota, Subscriber, WebSession
+from .models import OutboxMessage, SigninChallenge, SigninQuota, Subscriber, WebSession
 from .msisdn import mask, normalize
 
 log = logging.getLogger("billing.signin")
@@ -74,6 +75,7 @@ PAGE_TTL = timedelta(hours=12)
 PAGE_IDLE = timedelta(minutes=30)
 TOUCH_EVERY = timedelta(minutes=1)  # a page session's idle timer is written at most this often
 KINDS = ("api", "page")
+CODE_TEMPLATE = "signin-code"  # texts/notifications.toml
 
 CODE = re.compile(r"^[0-9]{6}$")  # ASCII digits only
 KEY_ENV = "SELFCARE_SIGNIN_KEY"
@@ -136,7 +138,7 @@ def request_code(uow, msisdn: str, client: str) -> str:
                                     created_at=now, expires_at=now + CODE_TTL, wrong_tries=0))
     line = _served_line(uow, number)
     if line is not None:
-        outbox.enqueue(uow, line, "signin-code", {"code": code, "minutes": int(CODE_TTL.total_seconds() // 60)},
+        outbox.enqueue(uow, line, CODE_TEMPLATE, {"code": code, "minutes": int(CODE_TTL.total_seconds() // 60)},
                        key=f"signin:{request_id}")
     uow.commit()
     log.info("sign-in code asked for %s (%s)", mask(number), "sent" if line is not None else "not served: none sent")
@@ -264,11 +266,25 @@ def sign_out_everywhere(uow, msisdn: str) -> int:
     return revoked
 
 
+_OUTBOX = OutboxMessage.__table__
+
+
 def purge(uow, older_than: timedelta = timedelta(days=1)) -> int:
-    """Forget challenges and ended sessions older than `older_than` (the worker's housekeeping)."""
-    cutoff = uow.clock.now() - older_than
-    removed = uow.connection().execute(delete(SigninChallenge.__table__)
-                                       .where(SigninChallenge.expires_at < cutoff)).rowcount
+    """Forget challenges and ended sessions older than `older_than`, and code messages never sent
+    whose code has expired (the worker's housekeeping, every tick); returns how many rows went."""
+    now = uow.clock.now()
+    cutoff = now - older_than
+    # A code SMS the transport could not deliver in CODE_TTL would open nothing if it went out
+    # later, and its row holds the code in plain text: drop it (a sent one was blanked when sent).
+    # Here, not in the outbox: only sign-in knows how long its codes live. sent_at IS NULL keeps
+    # this on the outbox's pending index.
+    removed = uow.connection().execute(delete(_OUTBOX).where(
+        _OUTBOX.c.sent_at.is_(None), _OUTBOX.c.template == CODE_TEMPLATE,
+        _OUTBOX.c.created_at <= now - CODE_TTL)).rowcount
+    if removed:
+        log.info("%d sign-in code message(s) expired unsent: dropped", removed)
+    removed += uow.connection().execute(delete(SigninChallenge.__table__)
+                                        .where(SigninChallenge.expires_at < cutoff)).rowcount
     removed += uow.connection().execute(delete(_SESSION).where(_SESSION.c.expires_at < cutoff)).rowcount
     uow.commit()
     return removed

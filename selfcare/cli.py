@@ -393,6 +393,25 @@ def call(c: Context, from_, to, press, seconds, call_id):
         click.echo(f"call not connected ({outcome})")
 
 
+@cli.group("signin")
+def signin_group():
+    """Sign-in: the subscriber pages' sessions and the app's tokens."""
+
+
+@signin_group.command("revoke")
+@click.argument("msisdn")
+@pass_ctx
+def signin_revoke(c: Context, msisdn):
+    """End every page session and app token of MSISDN at once (a lost phone, a subscriber's call to
+    care); the line signs in again with a new code."""
+    from billing import lines, signin
+
+    with c.core.uow() as uow:
+        number = lines.find(uow, msisdn).msisdn  # a mistyped number is an error, not "0 revoked"
+        revoked = signin.sign_out_everywhere(uow, number)
+    click.echo(f"{number}: {revoked} session(s) revoked")
+
+
 @cli.group()
 def cdr():
     """Call detail records (Asterisk cdr_csv)."""

@@ -256,12 +256,30 @@ def _granian_tree():
     return ServingTree
 
 
+def demo_keys() -> list[str]:
+    """The key variables left unset, whose built-in demo value is then in use: anyone who has read
+    this source can forge a form cookie (SELFCARE_WEB_SECRET) or search a stolen database's code or
+    PIN digests (SELFCARE_SIGNIN_KEY, SELFCARE_CARD_PIN_KEY)."""
+    from billing import cards, signin
+    from web import page_session
+
+    return [name for name in (signin.KEY_ENV, page_session.SECRET_ENV, cards.PIN_KEY_ENV) if not os.environ.get(name)]
+
+
+def warn_about_demo_keys() -> None:
+    # A warning, not a refusal: trying the service locally must work without any setting.
+    for name in demo_keys():
+        log.warning("%s is not set: the built-in demo key is in use; set a secret of your own before "
+                    "serving subscribers (docs/operations.md)", name)
+
+
 def serve_forever(core: Core, settings: Settings | None = None, processes: int | None = None) -> None:
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     settings = settings or Settings.from_env()
+    warn_about_demo_keys()
     processes = default_processes(core.db_url) if processes is None else processes
     if processes < 1:
         raise ValueError("processes must be at least 1")

@@ -20,6 +20,7 @@ import uuid
 from decimal import Decimal
 
 from flask import Blueprint, abort, g, jsonify, request
+from werkzeug.exceptions import HTTPException
 from spectree import Response, SecurityScheme, SpecTree, Tag
 from spectree.models import SecuritySchemeData
 
@@ -30,7 +31,7 @@ from billing.msisdn import normalize
 
 from . import schemas as s
 from .auth import bearer_token, client_address
-from .errors import error_response, not_found
+from .errors import error_response, http_error
 
 PREFIX = "/api/v1"
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
@@ -123,8 +124,9 @@ def register(app, core, settings) -> None:
     def domain_error(error: BillingError):
         return error_response(error)
 
-    # A blueprint never sees a path that matched none of its routes: the app's 404 handler does.
-    app.register_error_handler(404, not_found)
+    # A blueprint never sees a path that matched none of its routes, nor a 405 or a 413 refused
+    # before its views: the app's handler of every HTTP error does, and answers JSON under /api/v1.
+    app.register_error_handler(HTTPException, http_error)
 
     def signed_in(uow) -> signin.Signed:
         signed = g.signed = signin.authenticate(uow, bearer_token(), "api")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from flask import g, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 import texts
 from billing import errors as e
@@ -73,14 +74,37 @@ def error_response(error: e.BillingError, *, fields: list[str] | None = None):
     return response
 
 
-def not_found(error):
-    """A path under the API that names no endpoint answers like every API error, in JSON; any other
-    path keeps Flask's page (the subscriber pages and the webhooks are not the API's)."""
+# The API's answer to an HTTP error no view raised (werkzeug's): its stable code, by status. A
+# status not named here is worded as the nearest: any other 4xx as bad input, any 5xx as "error".
+HTTP_CODES = {
+    400: "invalid-input",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+    415: "invalid-input",
+}
+
+
+def http_code(status: int) -> str:
+    return HTTP_CODES.get(status, "invalid-input" if status < 500 else "error")
+
+
+def http_error(error: HTTPException):
+    """Under the API every HTTP error answers like a domain error, in JSON: a path that names no
+    endpoint (404), a method the path does not take (405, its Allow header kept), a body over the
+    limit (413), a crash (500). Any other path keeps Flask's page (the subscriber pages and the
+    webhooks are not the API's)."""
     from .api import PREFIX  # the API imports this module
 
-    if not request.path.startswith(PREFIX + "/"):
+    if request.path != PREFIX and not request.path.startswith(PREFIX + "/"):
         return error
-    message = texts.current()["api"].render_from("not-found", _language(), {})
-    response = jsonify(error={"code": "not-found", "message": message})
-    response.status_code = 404
+    status = error.code or 500
+    code = http_code(status)
+    message = texts.current()["api"].render_from(code, _language(), {})
+    log.info("api %s %s -> %d %s", request.method, request.path, status, code)
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    allow = dict(error.get_headers()).get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
     return response

@@ -4,9 +4,9 @@ as `selfcare subscriber show --json` prints it; dates are ISO 8601."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 MONEY = r"^-?[0-9]+\.[0-9]{4}$"
 
@@ -20,6 +20,13 @@ def maybe_money():
 
 
 Language = Literal["az", "en", "ru"]
+
+# The platform keeps time as the operator's local time without an offset (billing/clock.py), so a
+# time is "2026-11-22T12:00:00", which RFC 3339's date-time (format: date-time) does not admit:
+# say what is really sent, so that clients, and the fuzz test's response checks, are told the truth.
+LocalDateTime = Annotated[datetime, WithJsonSchema({
+    "type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$",
+    "examples": ["2026-11-22T12:00:00"], "description": "the operator's local time, no offset"})]
 
 
 def number():
@@ -37,7 +44,7 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="in the subscriber's language")
     tries_left: Optional[int] = None
     reason: Optional[str] = Field(None, description="credit-refused: the rule that refused it")
-    retry_after: Optional[datetime] = None
+    retry_after: Optional[LocalDateTime] = None
     fields: Optional[list[str]] = Field(None, description="invalid-input: the fields that were wrong")
 
 
@@ -66,7 +73,7 @@ class Token(BaseModel):
     token: str = Field(description="send as `Authorization: Bearer <token>`")
     token_type: Literal["Bearer"] = "Bearer"
     msisdn: str
-    expires_at: datetime
+    expires_at: LocalDateTime
 
 
 class SignedOut(BaseModel):
@@ -116,7 +123,7 @@ class Tariff(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    at: datetime
+    at: LocalDateTime
     account: str = Field(examples=["balance", "billed", "current", "advance", "nar_debt", "sos_debt"])
     amount: str = money()
     what: str = Field(examples=["sms", "call", "pack", "data", "topup", "card", "credit", "billrun"],
@@ -150,7 +157,7 @@ class PackState(BaseModel):
     title: str
     status: str
     remaining_mb: str
-    expires: datetime
+    expires: LocalDateTime
     auto_renew: bool
     usable: bool
     throttled: bool
@@ -169,7 +176,7 @@ class PackOrderRequest(Strict):
 class PackOrdered(BaseModel):
     code: str
     title: str
-    expires: Optional[datetime]
+    expires: Optional[LocalDateTime]
     duplicate: bool
 
 

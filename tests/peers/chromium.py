@@ -73,7 +73,8 @@ def resize(driver, size: tuple[int, int]) -> None:
 
 
 def screenshot(driver, directory: Path, name: str) -> list[Path]:
-    """The page at each of SIZES, full height, as `<name>-<size>.png`; the window is left a phone."""
+    """The page at each of SIZES as `<name>-<size>.png`, viewport-sized (what a screen of that size
+    shows before scrolling: chromedriver's screenshot, not the full height); the window is left a phone."""
     directory.mkdir(parents=True, exist_ok=True)
     saved = []
     for label, size in SIZES.items():

@@ -1,8 +1,10 @@
 """The `selfcare` command: the operator's interface of DESIGN.md, on a temporary SQLite file."""
 import json
+from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from selfcare.cli import cli
 
@@ -206,3 +208,32 @@ def test_a_bad_now_is_one_clear_line(run):
     assert result.exit_code == 2
     assert "Invalid value for '--now': not a date and time: 'yesterday' (use e.g. 2026-11-22T23:00)" in result.output
     assert "Traceback" not in result.output
+
+
+def test_signin_revoke_ends_every_session_of_the_line_and_refuses_an_unknown_number(run, tmp_path):
+    from billing import signin
+    from billing.clock import FixedClock
+    from billing.core import Core
+    from billing.errors import NotSignedIn
+    from billing.models import OutboxMessage
+
+    run("subscriber", "add", "0501234567", "--plan", "prepaid", "--balance", "1")
+    core = Core(f"sqlite:///{tmp_path / 'cli.db'}", clock=FixedClock(datetime(2026, 11, 22, 12, 0)))
+    secrets = []
+    for kind in ("api", "page"):
+        with core.uow() as uow:
+            request_id = signin.request_code(uow, "0501234567", "127.0.0.1")
+        with core.reader() as uow:
+            params = uow.session.scalars(select(OutboxMessage.params).where(
+                OutboxMessage.key == f"signin:{request_id}")).one()
+        with core.uow() as uow:
+            secrets.append((signin.verify_code(uow, request_id, "0501234567", json.loads(params)["code"], kind).secret, kind))
+    result = run("signin", "revoke", "0501234567")
+    assert (result.exit_code, result.output) == (0, "+994501234567: 2 session(s) revoked\n")
+    for secret, kind in secrets:
+        with core.reader() as uow, pytest.raises(NotSignedIn):
+            signin.authenticate(uow, secret, kind)
+    assert run("signin", "revoke", "0501234567").output == "+994501234567: 0 session(s) revoked\n"
+    unknown = run("signin", "revoke", "0509999999")
+    assert unknown.exit_code == 2 and "+994509999999 is not a subscriber of this network" in unknown.output
+    core.dispose()

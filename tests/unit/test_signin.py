@@ -1,19 +1,21 @@
 """Sign-in by SMS code (billing.signin) on SQLite and PostgreSQL: the code through the outbox, its
 five minutes, single use, five wrong tries, the hourly limits, no enumeration, tokens and page
 sessions (revoked, expired, idle)."""
+import json
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from billing import signin
+from billing import services, signin
 from billing.errors import (CodeExpired, InvalidCode, InvalidMsisdn, NotSignedIn, TooManyCodes,
                             TooManyWrongCodes, WrongCode)
 from billing.models import OutboxMessage, SigninChallenge, WebSession
 from billing.outbox import Outgoing
 import texts
 from texts.notifications import render
-from tests.unit.packs_credit_scenarios import PRE, call, open_prepaid
+from sms.dispatch import Dispatcher, LogTransport, TransportError
+from tests.unit.packs_credit_scenarios import D, PRE, call, open_prepaid
 
 UNKNOWN = "+994509998877"
 CLIENT = "127.0.0.1"
@@ -197,9 +199,12 @@ def test_purge_forgets_old_challenges_and_ended_sessions_only(any_core, clock):
     clock.advance(timedelta(days=2))
     fresh_id = ask(any_core)
     fresh = verify(any_core, fresh_id, code_of(any_core, fresh_id)).secret
-    assert call(any_core, signin.purge) == 1  # the first challenge; both tokens still run (30 days)
+    # the first challenge and its SMS, never sent (no dispatcher here) and its code expired;
+    # both tokens still run (30 days), the fresh SMS may still go out
+    assert call(any_core, signin.purge) == 2
     clock.advance(timedelta(days=29, minutes=1))
-    assert call(any_core, signin.purge) == 2  # the second challenge and the first token, ended 1+ day ago
+    # the second challenge and its SMS, and the first token, ended 1+ day ago
+    assert call(any_core, signin.purge) == 3
     with pytest.raises(NotSignedIn):
         call(any_core, signin.authenticate, token, "api")
     assert call(any_core, signin.authenticate, fresh, "api").msisdn == PRE
@@ -233,3 +238,67 @@ def test_the_sign_in_migration_goes_up_down_and_up(tmp_path):
         assert tables <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+class _TransportDown:
+    name = "down"
+
+    def send(self, message, text):
+        raise TransportError("smsc unreachable")
+
+
+def outbox_rows(core):
+    with core.reader() as uow:
+        return [(r.template, r.params, r.sent_at is not None)
+                for r in uow.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+
+
+def test_the_code_leaves_the_outbox_row_when_its_sms_is_sent_and_still_signs_in(any_core):
+    open_prepaid(any_core, language="en")
+    request_id = ask(any_core)
+    code = code_of(any_core, request_id)
+    transport = LogTransport()
+    assert Dispatcher(transport).run(any_core) == 1
+    assert transport.sent == [(PRE, f"Your sign-in code: {code}. Valid for 5 minutes. "
+                                    "Never tell it to anyone: we never ask for it.")]
+    assert outbox_rows(any_core) == [("signin-code", '{"code": "", "minutes": 5}', True)]
+    assert verify(any_core, request_id, code).msisdn == PRE  # the challenge's digest is what checks it
+
+
+def test_other_messages_keep_their_values_when_sent(any_core):
+    open_prepaid(any_core, balance="5", language="en")
+    call(any_core, services.topup, PRE, D("2"), "t-1")
+    Dispatcher(LogTransport()).run(any_core)
+    [(template, params, sent)] = outbox_rows(any_core)
+    assert (template, sent) == ("balance-changed", True)
+    assert json.loads(params)["change"] == "2.0000"
+
+
+def test_a_code_sms_not_sent_before_its_code_expires_is_dropped(any_core, clock):
+    open_prepaid(any_core)
+    ask(any_core)
+    Dispatcher(_TransportDown()).run(any_core)  # the SMSC is down: the code waits in the outbox
+    [(template, params, sent)] = outbox_rows(any_core)
+    assert (template, sent, json.loads(params)["minutes"]) == ("signin-code", False, 5)
+    clock.advance(timedelta(minutes=4, seconds=59))
+    assert call(any_core, signin.purge) == 0  # still of use: it may yet go out
+    clock.advance(timedelta(seconds=1))
+    assert call(any_core, signin.purge) == 1
+    assert outbox_rows(any_core) == []
+    transport = LogTransport()
+    assert Dispatcher(transport).run(any_core) == 0 and transport.sent == []  # the SMSC back: nothing stale goes
+
+
+def test_the_worker_drops_an_expired_unsent_code_and_keeps_a_sent_one_blank(core, clock, monkeypatch):
+    from selfcare import worker
+
+    monkeypatch.setenv("SELFCARE_SMS_TRANSPORT", "log")
+    open_prepaid(core)
+    ask(core)
+    worker.run_once(core)
+    ask(core)  # this one is never dispatched: its SMS expires unsent
+    clock.advance(timedelta(minutes=5))
+    done = worker.run_once(core)  # the purge runs before the outbox job: the stale code never goes
+    assert (done["signin-purge"], done["sms-outbox"]) == (1, 0)
+    assert [row for row in outbox_rows(core) if row[0] == "signin-code"] == [
+        ("signin-code", '{"code": "", "minutes": 5}', True)]

@@ -140,6 +140,21 @@ def test_history_names_each_entry_and_pages_newest_first(any_core):
     assert error_of(api.get("/history", query_string={"per_page": 1000})) == (400, "invalid-input")
 
 
+def test_history_names_a_charged_call_and_a_nar_credit(any_core, clock):
+    credit_ready_line(any_core, clock)  # topped up 5 AZN, 30 days ago
+    api = Api(any_core).signed_in(PRE)
+    with any_core.uow() as uow:
+        services.charge_call(uow, PRE, 75, "standard", key="agi:call-1")  # 75 s: 3 × 15 s at 0.04 AZN
+    assert api.post("/credit", {"kind": "nar", "code": "05"}).status_code == 201
+    body = api.get("/history").get_json()
+    assert [(e["at"], e["what"], e["account"], e["amount"]) for e in body["entries"]] == [
+        ("2026-12-22T12:00:00", "credit", "balance", "-0.0800"),  # the request fee
+        ("2026-12-22T12:00:00", "credit", "nar_debt", "0.6000"),  # 0.50 lent + its 0.10 fee owed
+        ("2026-12-22T12:00:00", "credit", "balance", "0.5000"),
+        ("2026-12-22T12:00:00", "call", "balance", "-0.1200"),
+        ("2026-11-22T12:00:00", "topup", "balance", "5.0000")]
+
+
 # -- packs -------------------------------------------------------------------------------------
 
 def test_order_a_pack_see_it_stop_its_renewal_and_deactivate_it(any_core):
@@ -203,6 +218,37 @@ def test_credit_on_a_new_line_is_not_available_and_says_why(any_core):
     assert api.get("/credit").get_json() == {"available": "0.0000", "nar_debt": "0.0000", "sos_debt": "0.0000",
                                              "refused": "too-new"}
     assert error_of(api.post("/credit", {"kind": "nar", "code": "7"})) == (400, "invalid-input")
+
+
+def test_sos_credit_after_nar_is_maxed_up_to_two_credits_once_per_key(any_core, clock):
+    credit_ready_line(any_core, clock)  # 5.00 AZN; Nar limit 3 AZN
+    api = Api(any_core).signed_in(PRE)
+    early = api.post("/credit", {"kind": "sos"})
+    assert error_of(early) == (409, "credit-refused") and early.get_json()["error"]["reason"] == "nar-not-maxed"
+    assert early.get_json()["error"]["message"] == "Credit is not available to this line now."
+    assert api.post("/credit", {"kind": "nar"}).status_code == 201  # 3 AZN, Nar's maximum
+    sos = {"kind": "sos", "amount": "1.0000", "fee": "0.4000", "debt": "1.4000", "duplicate": False}
+    taken = api.post("/credit", {"kind": "sos"}, headers={"Idempotency-Key": "sos-1"})
+    assert (taken.status_code, taken.get_json()) == (201, sos)
+    again = api.post("/credit", {"kind": "sos"}, headers={"Idempotency-Key": "sos-1"})
+    assert (again.status_code, again.get_json()) == (201, {**sos, "duplicate": True})
+    second = api.post("/credit", {"kind": "sos"})
+    assert (second.status_code, second.get_json()["debt"]) == (201, "2.8000")
+    third = api.post("/credit", {"kind": "sos"})
+    assert error_of(third) == (409, "credit-refused") and third.get_json()["error"]["reason"] == "sos-limit"
+    assert api.get("/credit").get_json() == {"available": "0.0000", "nar_debt": "3.6000", "sos_debt": "2.8000",
+                                             "refused": "limit"}
+    balance = api.get("/balance").get_json()
+    # 5.00 + 3.00 Nar + 2 × 1.00 SOS, less 3 × 0.08 AZN for each credit given
+    assert (balance["balance"], balance["sos_debt"]) == ("9.7600", "2.8000")
+
+
+def test_sos_credit_is_for_prepaid_lines(any_core):
+    open_postpaid(any_core)
+    api = Api(any_core).signed_in(POST)
+    refused = api.post("/credit", {"kind": "sos"})
+    assert error_of(refused) == (409, "credit-refused") and refused.get_json()["error"]["reason"] == "not-prepaid"
+    assert api.get("/balance").get_json()["current"] == "0.0000"  # nothing lent, nothing charged
 
 
 # -- 650 balance access ------------------------------------------------------------------------
@@ -270,3 +316,54 @@ def test_a_path_under_the_api_that_names_no_endpoint_is_a_json_404_and_others_ke
     assert answer.get_json() == {"error": {"code": "not-found", "message": "Такого адреса нет."}}
     page = api.client.get("/no-such-page")
     assert page.status_code == 404 and page.mimetype == "text/html"
+
+
+def test_a_method_a_path_does_not_take_is_a_json_405_in_the_callers_language(any_core):
+    open_prepaid(any_core, balance="12.48", language="ru")
+    api = Api(any_core)
+    answer = api.get("/signin/code", headers={"Accept-Language": "en"})
+    allowed = sorted(answer.headers["Allow"].split(", "))  # werkzeug's order varies from run to run
+    assert (answer.status_code, answer.mimetype, allowed) == (405, "application/json", ["OPTIONS", "POST"])
+    assert answer.get_json() == {"error": {"code": "method-not-allowed",
+                                           "message": "This address does not take that method."}}
+    signed = api.signed_in("0501234567")
+    put = signed.client.put("/api/v1/balance", headers={"Authorization": f"Bearer {signed.token}"})
+    assert (put.status_code, sorted(put.headers["Allow"].split(", "))) == (405, ["GET", "HEAD", "OPTIONS"])
+    assert put.get_json() == {"error": {"code": "method-not-allowed", "message": "Bu ünvan bu metodu qəbul etmir."}}
+    refused = api.client.delete("/api/v1/balance", headers={"Accept-Language": "ru"})
+    assert refused.get_json()["error"]["message"] == "Этот адрес не принимает этот метод."
+
+
+def test_a_body_over_the_limit_is_a_json_413_and_sends_no_code(any_core):
+    open_prepaid(any_core, balance="12.48")
+    api = Api(any_core)
+    answer = api.post("/signin/code", {"msisdn": "0501234567", "pad": "x" * 70_000}, headers={"Accept-Language": "ru"})
+    assert (answer.status_code, answer.mimetype) == (413, "application/json")
+    assert answer.get_json() == {"error": {"code": "body-too-large", "message": "Тело запроса слишком большое."}}
+    assert outbox_templates(any_core) == []
+
+
+def test_a_crash_under_the_api_is_a_json_500_and_elsewhere_flasks_page(core):
+    api = Api(core)
+
+    def crash():
+        raise RuntimeError("a bug")
+
+    api.client.application.add_url_rule("/api/v1/crash", "crash", crash)  # a route that fails, for this test only
+    api.client.application.add_url_rule("/crash", "page_crash", crash)
+    answer = api.get("/crash", headers={"Accept-Language": "en"})
+    assert (answer.status_code, answer.get_json()) == (
+        500, {"error": {"code": "error", "message": "Something went wrong. Try again later."}})
+    page = api.client.get("/crash")
+    assert page.status_code == 500 and page.mimetype == "text/html"
+    webhook = api.client.get("/ussd")  # the webhooks keep Flask's answers too
+    assert (webhook.status_code, webhook.mimetype) == (405, "text/html")
+
+
+def test_every_http_error_code_of_the_api_is_worded_in_az_en_and_ru():
+    import texts
+    from web.errors import HTTP_CODES, http_code
+
+    section = texts.load()["api"]
+    for code in {*HTTP_CODES.values(), http_code(418), http_code(503)}:
+        assert all(section.render_from(code, lang, {}) for lang in ("az", "en", "ru")), code

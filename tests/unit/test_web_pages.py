@@ -46,6 +46,41 @@ def test_a_postpaid_balance_page_shows_the_figures_of_a_blank_sms_to_650(browser
                                             "Avans ödənişi 5.00 AZN Hesab günü (ayın) 10")
 
 
+def test_a_number_we_do_not_serve_gets_the_same_code_page_and_no_sms(app, core):
+    pages = []
+    for number in ("0501234567", "0509999999"):  # ours, and no line of ours
+        browser = Browser(app, core)
+        browser.get("/")
+        answer = browser.submit("/", follow=False, number=number)
+        assert (answer.status_code, answer.headers["Location"]) == (302, "/code")
+        browser.get("/code")
+        pages.append(main_of(browser.page))
+    assert pages == [
+        "SMS kodu 0501234567 bizim nömrədirsə, ona SMS ilə kod göndərdik. Kod 5 dəqiqə qüvvədədir. "
+        "6 rəqəmli kod Daxil ol Yeni kod istə",
+        "SMS kodu 0509999999 bizim nömrədirsə, ona SMS ilə kod göndərdik. Kod 5 dəqiqə qüvvədədir. "
+        "6 rəqəmli kod Daxil ol Yeni kod istə"]
+    assert [m.msisdn for m in outbox(core, "signin-code")] == [PREPAID]  # one SMS: to the line we serve
+
+
+def test_the_sign_in_pages_language_switch(browser):
+    browser.get("/", headers={"Accept-Language": "en"})
+    assert main_of(browser.page).startswith("Sign in")
+    answer = browser.get("/language/ru")
+    assert (answer.status_code, answer.headers["Location"]) == (302, "/")
+    browser.get("/", headers={"Accept-Language": "en"})  # the switch beats the browser's languages
+    assert '<html lang="ru">' in browser.page
+    assert main_of(browser.page) == ("Вход Введите номер телефона: мы пришлём одноразовый код по SMS. "
+                                     "Номер телефона Например, 0501234567 Получить код")
+    assert browser.get("/language/xx").status_code == 302  # not a language of ours: ignored
+    browser.get("/")
+    assert '<html lang="ru">' in browser.page
+    browser.get("/language/az")
+    browser.submit("/", number="0501234567")
+    browser.get("/code")
+    assert main_of(browser.page).startswith("SMS kodu 0501234567 bizim nömrədirsə")
+
+
 def test_a_wrong_code_is_refused_and_the_right_one_then_signs_in(browser):
     browser.get("/")
     browser.submit("/", number="0502223344")
@@ -198,6 +233,22 @@ def test_history_names_each_entry_and_pages(browser, core):
     assert "Nothing here yet." in main_of(browser.page)
 
 
+def test_history_names_a_charged_call_and_a_nar_credit(browser, core):
+    browser.sign_in("0501234567")
+    with core.uow() as uow:
+        services.charge_call(uow, PREPAID, 75, "standard", key="agi:call-1")  # 3 × 15 s at 0.04 AZN
+    browser.get("/credit")
+    browser.submit("/credit/nar", code="05")
+    browser.get("/history")
+    assert main_of(browser.page).startswith(
+        "Balans tarixçəsi Səhifə 1 Tarix Nə Hesab Məbləğ, AZN "
+        "22 noyabr 2026 12:00 Kredit Balans -0.08 "
+        "22 noyabr 2026 12:00 Kredit Nar borcu +0.60 "
+        "22 noyabr 2026 12:00 Kredit Balans +0.50 "
+        "22 noyabr 2026 12:00 Zəng Balans -0.12 "
+        "22 noyabr 2026 12:00 Balansın artırılması Balans +10.48")
+
+
 def test_signing_out_ends_the_session(browser):
     browser.sign_in("0501234567")
     browser.submit("/sign-out")
@@ -241,3 +292,22 @@ def test_sign_in_order_a_pack_and_read_history_on_sqlite_and_postgresql(any_core
     assert "Balance 0.75 AZN" in main_of(browser.page)
     browser.submit("/sign-out")
     assert browser.get("/balance").status_code == 302
+
+
+def test_sos_credit_on_the_credit_page_after_nar_is_maxed_on_sqlite_and_postgresql(any_core):
+    browser = Browser(demo_app(any_core), any_core)
+    browser.sign_in("0501234567")  # az, 12.48 AZN, a Nar limit of 5 AZN (topped up 10+), 3 at most at once
+    browser.get("/credit")
+    assert "SOS Kredit: 1.00 AZN götür (xidmət haqqı 0.40 AZN)" in main_of(browser.page)
+    browser.submit("/credit/sos")
+    assert "Kredit verilmədi: SOS Kredit Nar Kredit limiti dolduqdan sonra verilir." in main_of(browser.page)
+    browser.submit("/credit/nar", code="03")
+    assert "3.00 AZN kredit balansınıza əlavə edildi. Borc: 3.60 AZN." in main_of(browser.page)
+    browser.submit("/credit/nar", code="02")
+    assert "2.00 AZN kredit balansınıza əlavə edildi. Borc: 6.00 AZN." in main_of(browser.page)
+    browser.submit("/credit/sos")
+    page = main_of(browser.page)
+    assert "1.00 AZN kredit balansınıza əlavə edildi. Borc: 1.40 AZN." in page
+    assert "Nar Kredit borcu 6.00 AZN SOS Kredit borcu 1.40 AZN" in page
+    with any_core.reader() as uow:  # 12.48 + 3.00 + 2.00 + 1.00, less 0.08 AZN for each of the three credits
+        assert str(services.balance_report(uow, PREPAID).balance) == "18.2400"

@@ -1,4 +1,5 @@
-"""The pages refuse forged forms, ended or stolen sessions, and any reach into another line's data."""
+"""The pages refuse forged forms, ended or stolen sessions, and any reach into another line's data,
+on SQLite and on PostgreSQL (every test here runs on both: `core` is conftest's `any_core`)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -9,6 +10,12 @@ from billing import services, signin
 from tests.unit.pages_support import Browser, demo_app, main_of, outbox
 
 PREPAID, POSTPAID = "+994501234567", "+994551234567"
+
+
+@pytest.fixture
+def core(any_core):
+    """The row locks and the one-writer rule the refusals lean on differ by database: try both."""
+    return any_core
 
 
 @pytest.fixture
@@ -130,6 +137,7 @@ def test_another_owners_figures_are_refused_alike_whether_the_number_exists_or_n
         page = main_of(browser.page)
         assert "25.30" not in page and "12.40" not in page
         refusals.add(page.replace(f"value={owner}", ""))
+    assert len(refusals) == 1, refusals  # one and the same page, whether the number is ours or not
     assert all("Bu nömrənin balansına girişiniz yoxdur." in p for p in refusals)
 
 
