@@ -267,10 +267,13 @@ def demo_keys() -> list[str]:
 
 
 def warn_about_demo_keys() -> None:
-    # A warning, not a refusal: trying the service locally must work without any setting.
-    for name in demo_keys():
-        log.warning("%s is not set: the built-in demo key is in use; set a secret of your own before "
-                    "serving subscribers (docs/operations.md)", name)
+    # A warning, not a refusal: trying the service locally must work without any setting. One line,
+    # after the start-up checks, so that an error that stops serve is still the only line it prints.
+    unset = demo_keys()
+    if unset:
+        named = " and ".join(unset) + (" is not set: the built-in demo key is" if len(unset) == 1
+                                       else " are not set: the built-in demo keys are")
+        log.warning("%s in use; set secrets of your own before serving subscribers (docs/operations.md)", named)
 
 
 def serve_forever(core: Core, settings: Settings | None = None, processes: int | None = None) -> None:
@@ -279,12 +282,12 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
     from granian.log import LogLevels
 
     settings = settings or Settings.from_env()
-    warn_about_demo_keys()
     processes = default_processes(core.db_url) if processes is None else processes
     if processes < 1:
         raise ValueError("processes must be at least 1")
     check_can_listen("SELFCARE_AGI", settings.agi)
     check_can_listen("SELFCARE_HTTP", settings.http)
+    warn_about_demo_keys()
     metrics_dir, metrics_dir_created = use_metrics_dir()
     host, port = settings.http
     threads = http_threads(core.db_url)

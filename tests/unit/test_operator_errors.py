@@ -51,7 +51,7 @@ def test_a_database_on_an_older_schema_names_both_revisions(empty_sqlite):
     code, error = run("--db", empty_sqlite, "audit")
     assert code == 2
     assert one_line(error) == (f"error: the database at {empty_sqlite} is at schema revision 0004_card_redemption, "
-                               "this version needs 0007_signin: run `selfcare db upgrade`")
+                               "this version needs 0008_forget_sent_codes: run `selfcare db upgrade`")
 
 
 def test_the_real_postgresql_without_the_schema_says_run_db_upgrade(pg_url):

@@ -1,43 +1,38 @@
-"""`selfcare serve` says at start-up which demo keys are in use, naming each variable left unset."""
+"""`selfcare serve` says at start-up which demo keys are in use, naming each variable left unset,
+in one line and only once its start-up checks have passed (an error that stops it stays the only
+line it prints: tests/unit/test_operator_errors.py)."""
 from __future__ import annotations
 
 import logging
-import socket
 
-import pytest
-
-from selfcare.config import ConfigError, Settings
-from selfcare.serve import serve_forever
+from selfcare.serve import warn_about_demo_keys
 
 KEYS = ("SELFCARE_SIGNIN_KEY", "SELFCARE_WEB_SECRET", "SELFCARE_CARD_PIN_KEY")
 
 
-def start_up_warnings(core, caplog) -> list[str]:
-    """Start `serve_forever` on an HTTP port held here: it stops at its port check, after the
-    start-up warnings and before anything forks or listens."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        settings = Settings(agi=("127.0.0.1", 0), http=held.getsockname(), twilio_auth_token=None,
-                            twilio_public_url=None, kannel_secret=None, kannel_allow=())
-        with caplog.at_level(logging.WARNING, logger="selfcare.serve"), pytest.raises(ConfigError):
-            serve_forever(core, settings, processes=1)
+def start_up_warnings(caplog) -> list[str]:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="selfcare.serve"):
+        warn_about_demo_keys()
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "selfcare.serve"]
 
 
-def test_serve_warns_for_each_key_left_to_its_demo_value(core, caplog, monkeypatch):
+def test_serve_warns_in_one_line_naming_each_key_left_to_its_demo_value(caplog, monkeypatch):
     for name in KEYS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SELFCARE_CARD_PIN_KEY", "an operator's own key")
-    assert start_up_warnings(core, caplog) == [
-        "SELFCARE_SIGNIN_KEY is not set: the built-in demo key is in use; set a secret of your own before "
-        "serving subscribers (docs/operations.md)",
-        "SELFCARE_WEB_SECRET is not set: the built-in demo key is in use; set a secret of your own before "
+    assert start_up_warnings(caplog) == [
+        "SELFCARE_SIGNIN_KEY and SELFCARE_WEB_SECRET are not set: the built-in demo keys are in use; set "
+        "secrets of your own before serving subscribers (docs/operations.md)",
+    ]
+    monkeypatch.setenv("SELFCARE_WEB_SECRET", "an operator's own secret")
+    assert start_up_warnings(caplog) == [
+        "SELFCARE_SIGNIN_KEY is not set: the built-in demo key is in use; set secrets of your own before "
         "serving subscribers (docs/operations.md)",
     ]
 
 
-def test_serve_warns_of_nothing_when_every_key_is_set(core, caplog, monkeypatch):
+def test_serve_warns_of_nothing_when_every_key_is_set(caplog, monkeypatch):
     for name in KEYS:
         monkeypatch.setenv(name, f"secret for {name}")
-    assert start_up_warnings(core, caplog) == []
+    assert start_up_warnings(caplog) == []

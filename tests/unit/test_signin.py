@@ -302,3 +302,39 @@ def test_the_worker_drops_an_expired_unsent_code_and_keeps_a_sent_one_blank(core
     assert (done["signin-purge"], done["sms-outbox"]) == (1, 0)
     assert [row for row in outbox_rows(core) if row[0] == "signin-code"] == [
         ("signin-code", '{"code": "", "minutes": 5}', True)]
+
+
+def test_migration_0008_blanks_the_codes_of_sign_in_messages_sent_before_it(tmp_path):
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    from billing.core import make_engine
+    from billing.migrate import upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    at = datetime(2026, 11, 22, 12, 0)
+    rows = [  # (key, template, params, sent_at)
+        ("signin:sent", "signin-code", '{"code": "123456", "minutes": 5}', at),
+        ("signin:waiting", "signin-code", '{"code": "654321", "minutes": 5}', None),
+        ("other:sent", "card-used", '{"code": "1000000002"}', at),
+    ]
+    try:
+        upgrade(engine, "0007_signin")
+        with engine.begin() as connection:
+            for key, template, params, sent_at in rows:
+                connection.execute(text(
+                    "INSERT INTO outbox_message (key, msisdn, language, template, params, created_at, attempts,"
+                    " next_attempt_at, sent_at, ref) VALUES (:key, '+994501234567', 'az', :template, :params,"
+                    " :at, 0, :at, :sent_at, :key)"), dict(key=key, template=template, params=params, at=at,
+                                                          sent_at=sent_at))
+        upgrade(engine, "head")
+        with engine.connect() as connection:
+            kept = dict(connection.execute(text("SELECT key, params FROM outbox_message")).all())
+    finally:
+        engine.dispose()
+    assert kept == {
+        "signin:sent": '{"code": "", "minutes": 5}',
+        "signin:waiting": '{"code": "654321", "minutes": 5}',  # still to be sent (or dropped by purge)
+        "other:sent": '{"code": "1000000002"}',
+    }
