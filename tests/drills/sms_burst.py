@@ -114,17 +114,23 @@ class Burst:
         return sorted(n for n, text in self._answered() if text is None)
 
 
+def entries_per_key(uow, like: str) -> dict[str, int]:
+    """Ledger entries per operation key matching the SQL pattern `like`."""
+    rows = uow.session.execute(
+        select(Operation.key, func.count(LedgerEntry.id))
+        .join(LedgerEntry, LedgerEntry.operation_id == Operation.id)
+        .where(Operation.key.like(like)).group_by(Operation.key)).all()
+    return dict(rows)
+
+
 def ledger_per_key(db_url: str, prefix: str, lines: int) -> tuple[dict[str, int], list, list]:
     """(ledger entries per key of this burst, audit problems, each line's balance)."""
     core = Core(db_url)
     try:
         with core.uow() as uow:
-            rows = uow.session.execute(
-                select(Operation.key, func.count(LedgerEntry.id))
-                .join(LedgerEntry, LedgerEntry.operation_id == Operation.id)
-                .where(Operation.key.like(f"kannel:{prefix}-%")).group_by(Operation.key)).all()
+            entries = entries_per_key(uow, f"kannel:{prefix}-%")
             problems = services.audit(uow)
             balances = [services.balance_report(uow, msisdn(line)).balance for line in range(lines)]
-        return {key: count for key, count in rows}, problems, balances
+        return entries, problems, balances
     finally:
         core.dispose()

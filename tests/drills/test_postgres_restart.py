@@ -13,13 +13,10 @@ import time
 import urllib.parse
 from decimal import Decimal
 
-from sqlalchemy import func, select
-
 from billing import services
 from billing.core import Core
-from billing.models import LedgerEntry, Operation
 from tests.drills.serving import start_serve, stop_serve
-from tests.drills.sms_burst import SMS_FEE, START_BALANCE, Burst, add_lines, ledger_per_key, msisdn
+from tests.drills.sms_burst import SMS_FEE, START_BALANCE, Burst, add_lines, entries_per_key, ledger_per_key, msisdn
 from tests.e2e.test_serve import selfcare
 from tests.peers.ports import free_port
 
@@ -72,13 +69,10 @@ def ussd_charges(db_url: str, lines: range) -> tuple[dict[str, int], list[int], 
     core = Core(db_url)
     try:
         with core.reader() as uow:
-            rows = uow.session.execute(
-                select(Operation.key, func.count(LedgerEntry.id))
-                .join(LedgerEntry, LedgerEntry.operation_id == Operation.id)
-                .where(Operation.key.like("ussd:pgussd-%")).group_by(Operation.key)).all()
+            entries = entries_per_key(uow, "ussd:pgussd-%")
             packs = [len(services.pack_status(uow, msisdn(line))) for line in lines]
             balances = [services.balance_report(uow, msisdn(line)).balance for line in lines]
-        return dict(rows), packs, balances
+        return entries, packs, balances
     finally:
         core.dispose()
 

@@ -158,6 +158,16 @@ def test_every_menu_branch_plays_only_sounds_that_exist(asterisk):
         services.set_balance_notifications(uow, ASTERISK_PREPAID_AZ, True)
 
 
+def an_english_caller_with_a_card(asterisk, caller: str, serial: str, pin: str) -> None:
+    """A prepaid line with 3.05 AZN, and an unused 5 AZN card."""
+    from decimal import Decimal
+
+    with asterisk.core.uow() as uow:
+        services.add_subscriber(uow, caller, "prepaid", balance=Decimal("3.05"), language="en")
+    with asterisk.core.uow() as uow:
+        services.add_card(uow, serial, pin, "5.00")
+
+
 def test_a_caller_tops_up_with_a_scratch_card_pin_keyed_on_the_phone(asterisk):
     from decimal import Decimal
 
@@ -166,10 +176,7 @@ def test_a_caller_tops_up_with_a_scratch_card_pin_keyed_on_the_phone(asterisk):
     from billing.models import Operation
 
     caller, pin = "+994501113355", "12345678901234"
-    with asterisk.core.uow() as uow:
-        services.add_subscriber(uow, caller, "prepaid", balance=Decimal("3.05"), language="en")
-    with asterisk.core.uow() as uow:
-        services.add_card(uow, "5000000001", pin, "5.00")
+    an_english_caller_with_a_card(asterisk, caller, "5000000001", pin)
 
     call = asterisk.pbx.originate(caller, "2112", dtmf=["5", f"{pin}#", "9"])
     call.wait_ended(120)
@@ -203,6 +210,16 @@ def test_sip_caller_hears_speech_not_silence(asterisk):
     assert_every_sound_existed(asterisk)
 
 
+def what_the_no_input_prompt_met(trace: AgiTrace) -> tuple[str, list[str]]:
+    """(Asterisk's reply to the call's one no-input prompt, the commands sent after it); the prompt
+    itself must have been played with every digit as an escape digit."""
+    lines = trace.lines()
+    [asked] = [i for i, line in enumerate(lines) if line.direction == "Rx" and line.text.startswith("STREAM FILE no-input")]
+    assert lines[asked].text == 'STREAM FILE no-input "0123456789*#" 0'
+    reply = next(line.text for line in lines[asked + 1:] if line.direction == "Tx")
+    return reply, [line.text for line in lines[asked + 1:] if line.direction == "Rx"]
+
+
 def test_a_digit_sent_over_sip_during_the_no_input_prompt_is_taken_as_the_choice(asterisk):
     # The caller stays silent at the first menu, then presses 9 (goodbye) while no-input plays:
     # RFC 4733 from baresip, over PJSIP, into STREAM FILE with escape digits (barge-in, issue 13).
@@ -215,12 +232,8 @@ def test_a_digit_sent_over_sip_during_the_no_input_prompt_is_taken_as_the_choice
         phone.send_digit("9")
         phone.wait_event("CALL_CLOSED", 60)
 
-    lines = trace.lines()
-    [asked] = [i for i, line in enumerate(lines) if line.direction == "Rx" and line.text.startswith("STREAM FILE no-input")]
-    assert lines[asked].text == 'STREAM FILE no-input "0123456789*#" 0'
-    reply = next(line.text for line in lines[asked + 1:] if line.direction == "Tx")
+    reply, after = what_the_no_input_prompt_met(trace)
     assert reply.startswith("200 result=57 "), reply  # '9' (ASCII 57) stopped the prompt and answered
-    after = [line.text for line in lines[asked + 1:] if line.direction == "Rx"]
     assert after == ['STREAM FILE goodbye "" 0', "HANGUP"]  # taken as the choice: no menu again
     commands = trace.commands()
     assert commands.count("WAIT FOR DIGIT 5000") == 1
@@ -235,10 +248,7 @@ def test_a_pin_typed_over_sip_during_the_no_input_prompt_of_the_card_entry_keeps
     from decimal import Decimal
 
     caller, pin = "+994501113366", "24681357924680"
-    with asterisk.core.uow() as uow:
-        services.add_subscriber(uow, caller, "prepaid", balance=Decimal("3.05"), language="en")
-    with asterisk.core.uow() as uow:
-        services.add_card(uow, "5000000002", pin, "5.00")
+    an_english_caller_with_a_card(asterisk, caller, "5000000002", pin)
     trace = AgiTrace(asterisk.pbx, "PJSIP/caller-")
     with BaresipPhone(asterisk.pbx, caller) as phone:
         phone.dial("2112")
@@ -257,12 +267,8 @@ def test_a_pin_typed_over_sip_during_the_no_input_prompt_of_the_card_entry_keeps
         phone.send_digit("9")
         phone.wait_event("CALL_CLOSED", 60)
 
-    lines = trace.lines()
-    [asked] = [i for i, line in enumerate(lines) if line.direction == "Rx" and line.text.startswith("STREAM FILE no-input")]
-    assert lines[asked].text == 'STREAM FILE no-input "0123456789*#" 0'
-    reply = next(line.text for line in lines[asked + 1:] if line.direction == "Tx")
+    reply, after = what_the_no_input_prompt_met(trace)
     assert reply.startswith("200 result=50 "), reply  # '2' (ASCII 50), the PIN's first digit, stopped it
-    after = [line.text for line in lines[asked + 1:] if line.direction == "Rx"]
     assert after[:15] == ["WAIT FOR DIGIT 6000"] * 14 + ['STREAM FILE card-topped-up "" 0']
     assert report_of(asterisk, caller).balance == Decimal("8.05")
     assert_every_sound_existed(asterisk)
