@@ -28,7 +28,7 @@ def test_a_whole_twilio_call_keeps_its_state_in_the_database_and_drops_it_at_the
     call = TwilioCaller(client, CALLER, "3 49").call("2112")
     assert call.prompt_ids[-8:] == ["menu-main", "notifications-off", "menu-main", "no-input", "menu-main",
                                     "fraud-advice", "menu-main", "goodbye"]
-    assert {language for _, language in call.heard} == {"ru"}
+    assert {heard.language for heard in call.heard} == {"ru"}
     with any_core.reader() as uow:
         assert services.balance_report(uow, CALLER).notify_balance is False
         assert uow.session.scalars(select(CallSession)).all() == []
