@@ -64,6 +64,7 @@ AUDIT_FAILED = Gauge("selfcare_audit_failed", "1 when the last audit found a mis
 
 # read at scrape time (DatabaseCollector)
 OUTBOX_BACKLOG = "selfcare_outbox_backlog"
+TWILIO_LIVE_CALLS = "selfcare_twilio_live_calls"
 OUTBOX_OLDEST_AGE_SECONDS = "selfcare_outbox_oldest_age_seconds"
 
 
@@ -125,8 +126,10 @@ class ThinkTimer:
 # -- read at scrape time ------------------------------------------------------------------------------
 
 class DatabaseCollector:
-    """The outbox's backlog and the age of its oldest unsent message, read from the database when
-    Prometheus scrapes (two cheap indexed queries per scrape, none per request)."""
+    """The outbox's backlog and the age of its oldest unsent message, and the Twilio Voice calls in
+    progress, read from the database when Prometheus scrapes (two cheap queries per scrape, none
+    per request). A Twilio call lives between webhooks only as its state row (billing.call_sessions,
+    kept until the status callback ends it or it expires), so no serving process could count it."""
 
     def __init__(self, core):
         self.core = core
@@ -138,22 +141,27 @@ class DatabaseCollector:
         from prometheus_client.core import GaugeMetricFamily
         from sqlalchemy import func, select
 
-        from billing.models import OutboxMessage
+        from billing.models import CallSession, OutboxMessage
 
         backlog = GaugeMetricFamily(OUTBOX_BACKLOG, "Outbox messages not yet sent (due or waiting for a retry)")
         oldest = GaugeMetricFamily(OUTBOX_OLDEST_AGE_SECONDS, "Age of the oldest unsent outbox message, 0 when none")
+        twilio = GaugeMetricFamily(TWILIO_LIVE_CALLS, "Twilio Voice calls in progress (their state not yet ended or expired)")
         try:
             with self.core.read_engine.connect() as conn:
                 count, first = conn.execute(select(func.count(OutboxMessage.id), func.min(OutboxMessage.created_at))
                                             .where(OutboxMessage.sent_at.is_(None))).one()
+                calls = conn.execute(select(func.count(CallSession.call_id))
+                                     .where(CallSession.expires_at > self.core.clock.now())).scalar_one()
         except Exception as error:  # the scrape still answers; the error is counted
             labelled(DATABASE_ERRORS, error=type(error).__name__).inc()
             return
         backlog.add_metric([], count)
         age = (self.core.clock.now() - first).total_seconds() if first is not None else 0.0
         oldest.add_metric([], max(0.0, age))
+        twilio.add_metric([], calls)
         yield backlog
         yield oldest
+        yield twilio
 
 
 def exposition(core) -> tuple[bytes, str]:

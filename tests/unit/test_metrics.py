@@ -111,6 +111,25 @@ def test_metrics_endpoint_reads_the_outbox_backlog_and_its_oldest_age_from_the_d
     assert "# TYPE selfcare_requests_total counter" in body
 
 
+def test_metrics_endpoint_counts_the_twilio_voice_calls_whose_state_is_alive(core, clock):
+    from tests.unit.voice_support import BASE, TwilioCaller, voice_settings
+
+    with core.uow() as uow:
+        services.add_subscriber(uow, PRE, "prepaid", balance=Decimal("3.00"), language="az")
+        services.add_subscriber(uow, POST, "postpaid", language="en")
+    client = create_app(core, voice_settings()).test_client()
+    scraped = lambda: client.get("/metrics").get_data(as_text=True)  # noqa: E731
+    assert "selfcare_twilio_live_calls 0.0\n" in scraped()
+    first, second = TwilioCaller(client, PRE, call_sid="CA" + "1" * 32), TwilioCaller(client, POST, call_sid="CA" + "2" * 32)
+    assert first.post(f"{BASE}/voice/twilio?service=2112", first.form()).status_code == 200
+    assert second.post(f"{BASE}/voice/twilio?service=650", second.form()).status_code == 200
+    assert "selfcare_twilio_live_calls 2.0\n" in scraped()
+    assert first.post(f"{BASE}/voice/twilio/status", first.form(CallStatus="completed")).status_code == 204
+    assert "selfcare_twilio_live_calls 1.0\n" in scraped()
+    clock.advance(timedelta(hours=2))  # the other's state expired (no status callback came)
+    assert "selfcare_twilio_live_calls 0.0\n" in scraped()
+
+
 def test_a_database_down_at_scrape_time_still_answers_and_counts_the_error(tmp_path, clock):
     from billing.core import Core
 
