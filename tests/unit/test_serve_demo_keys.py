@@ -32,6 +32,15 @@ def test_serve_warns_in_one_line_naming_each_key_left_to_its_demo_value(caplog, 
     ]
 
 
+def test_three_keys_left_are_named_as_a_list(caplog, monkeypatch):
+    for name in KEYS:
+        monkeypatch.delenv(name, raising=False)
+    assert start_up_warnings(caplog) == [
+        "SELFCARE_SIGNIN_KEY, SELFCARE_WEB_SECRET and SELFCARE_CARD_PIN_KEY are not set: the built-in demo keys "
+        "are in use; set secrets of your own before serving subscribers (docs/operations.md)",
+    ]
+
+
 def test_serve_warns_of_nothing_when_every_key_is_set(caplog, monkeypatch):
     for name in KEYS:
         monkeypatch.setenv(name, f"secret for {name}")
