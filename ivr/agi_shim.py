@@ -31,6 +31,7 @@ The session works over any pair of text-mode files: `sys.stdin`/`sys.stdout` for
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TextIO
 
 from asterisk import agi as pyst
@@ -115,7 +116,8 @@ class AgiSession(pyst.AGI):
             if not sep or not key.strip():
                 log.warning("agi env: ignoring malformed line %r", line[:80])
                 continue
-            self.env[key.strip()] = value.strip()
+            # interned: every call sends the same keys, and each held call kept its own copy of each
+            self.env[sys.intern(key.strip())] = value.strip()
         raise AGIError(f"AGI environment longer than {MAX_ENV_LINES} lines")
 
     def _read_reply_line(self) -> str:
