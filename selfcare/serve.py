@@ -271,8 +271,10 @@ def warn_about_demo_keys() -> None:
     # after the start-up checks, so that an error that stops serve is still the only line it prints.
     unset = demo_keys()
     if unset:
-        named = " and ".join([", ".join(unset[:-1]), unset[-1]] if len(unset) > 1 else unset) + (" is not set: the built-in demo key is" if len(unset) == 1
-                                       else " are not set: the built-in demo keys are")
+        if len(unset) == 1:
+            named = f"{unset[0]} is not set: the built-in demo key is"
+        else:
+            named = f"{', '.join(unset[:-1])} and {unset[-1]} are not set: the built-in demo keys are"
         log.warning("%s in use; set secrets of your own before serving subscribers (docs/operations.md)", named)
 
 
