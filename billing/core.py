@@ -117,9 +117,11 @@ class Core:
         self.read_engine = make_engine(self.db_url, writer=False) if self.db_url.startswith("sqlite") else self.engine
         # Concurrent writes of this process share transactions and commits (billing.group_commit).
         # On PostgreSQL a batch leaves for later the members whose line another process's batch holds.
-        take_lines = lines.take_free if self.engine.dialect.name == "postgresql" else None
+        # There its batches also run without savepoints, and again with them only when one is needed.
+        postgres = self.engine.dialect.name == "postgresql"
         self.group_commit = GroupCommitter(self._batch_uow, retryable=_deadlock_or_serialization_failure,
-                                           take_lines=take_lines)
+                                           take_lines=lines.take_free if postgres else None,
+                                           elide_savepoints=postgres)
 
     def uow(self, at=None) -> UnitOfWork:
         """A unit of work; `at` backdates it (importing a line's history, loading demo data)."""

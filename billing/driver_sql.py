@@ -135,6 +135,8 @@ def watch_other_statements(engine) -> None:
             driver._locked_read = None
             if driver._deferred:
                 driver.send_deferred()
+            if driver._elided and _statement.lstrip()[:7].upper() != "SELECT ":
+                driver.before_write()
 
 
 def _faster(kind: TypeEngine, dialect: Dialect, processor):
@@ -164,6 +166,14 @@ class DriverConnection:
     one with only reads inside it neither (undoing reads undoes nothing). Held-back statements take
     no parameters, and a commit or a rollback makes them moot.
 
+    A transaction that can be run again from the start when one of its savepoints has to be undone
+    (a batch of group commit: nobody has heard its outcome yet) may *elide* its savepoints
+    (`elide = True`): none is sent at all, only counted, noting which ones saw a write. A block undone
+    with nothing written inside costs nothing as before (a refusal comes before the charge's write);
+    undoing one that did write raises `SavepointElided`, the transaction must not commit, and its
+    owner runs it again with savepoints. On PostgreSQL a subtransaction per batch member costs the
+    server more than the member's own statements (bench/README.md).
+
     A locked row read run twice in a row with nothing run in between (a report read, then the
     charge's own read of the same line) is answered the second time from the first: the row is
     locked by this transaction, so nobody else can have changed it, and nothing of ours has.
@@ -177,6 +187,9 @@ class DriverConnection:
         self._deferred: list[str] = []
         self._same_as: dict[str, str] = {}  # savepoint -> the outer one that stands in for it (`command`)
         self._locked_read: tuple | None = None  # (statement, params, rows) of the last statement run
+        self.elide = False  # savepoints not sent at all (set by the unit of work per transaction)
+        self._elided: list[str] = []  # savepoints open but never sent, outermost first
+        self._clean_from = 0  # those from this index on saw no write
 
     def rows(self, statement: DriverStatement, params: dict) -> list[tuple]:
         held = self._locked_read
@@ -185,8 +198,8 @@ class DriverConnection:
         self._locked_read = None
         rendered = statement.rendered(self.dialect)
         cursor = self._cursor
-        if self._deferred and not statement.reads_only:
-            self.send_deferred()
+        if not statement.reads_only:
+            self.before_write()
         cursor.execute(rendered.sql, rendered.params(params))
         # fetchall steps the statement to its end: nothing is left half-read on the shared cursor.
         rows = rendered.result(cursor.fetchall())
@@ -202,22 +215,31 @@ class DriverConnection:
     def run(self, statement: DriverStatement, params: dict) -> int:
         self._locked_read = None
         rendered = statement.rendered(self.dialect)
-        if self._deferred:
-            self.send_deferred()
+        self.before_write()
         self._cursor.execute(rendered.sql, rendered.params(params))
         return self._cursor.rowcount
 
     def run_many(self, statement: DriverStatement, params: list[dict]) -> None:
         self._locked_read = None
         rendered = statement.rendered(self.dialect)
+        self.before_write()
+        self._cursor.executemany(rendered.sql, [rendered.params(one) for one in params])
+
+    def before_write(self) -> None:
+        """A statement that may change something is about to run: the savepoints it belongs in are
+        sent first, or, elided, noted as holding a write."""
         if self._deferred:
             self.send_deferred()
-        self._cursor.executemany(rendered.sql, [rendered.params(one) for one in params])
+        if self._elided:
+            self._clean_from = len(self._elided)
 
     def command(self, sql: str) -> None:
         """A savepoint statement (no parameters): held back on PostgreSQL, run now elsewhere."""
         if not self._defers:
             self._cursor.execute(sql)
+            return
+        if self.elide:
+            self._elide(sql)
             return
         deferred = self._deferred
         if sql.startswith("SAVEPOINT "):
@@ -237,9 +259,32 @@ class DriverConnection:
             return
         deferred.append(sql)
 
+    def _elide(self, sql: str) -> None:
+        elided = self._elided
+        if sql.startswith("SAVEPOINT "):
+            elided.append(sql[10:])
+            return
+        name = sql[18:]  # RELEASE SAVEPOINT <name>
+        if not elided or elided[-1] != name:
+            raise RuntimeError(f"savepoint {name} released out of order")
+        elided.pop()
+        self._clean_from = min(self._clean_from, len(elided))
+
     def rollback_to(self, name: str) -> None:
         """Undo everything since SAVEPOINT `name` and drop the savepoint."""
         self._locked_read = None
+        if self.elide:
+            elided = self._elided
+            if not elided or elided[-1] != name:
+                raise RuntimeError(f"savepoint {name} undone out of order")
+            elided.pop()
+            wrote = self._clean_from > len(elided)
+            self._clean_from = min(self._clean_from, len(elided))
+            if wrote:
+                raise SavepointElided(f"savepoint {name} was never sent and something was written inside it")
+            if self._raw.info.transaction_status == _IN_ERROR:
+                raise TransactionFailed(f"a statement failed inside savepoint {name}, which was never sent")
+            return
         deferred = self._deferred
         served_by = self._same_as.pop(name, None)  # the outer savepoint standing in for this one
         target = served_by or name
@@ -272,11 +317,18 @@ class DriverConnection:
         """The transaction ends: held-back savepoint statements no longer matter."""
         self._deferred.clear()
         self._same_as.clear()
+        self._elided.clear()
+        self._clean_from = 0
         self._locked_read = None
 
 
 class TransactionFailed(RuntimeError):
     """PostgreSQL aborted the transaction and no savepoint can bring it back."""
+
+
+class SavepointElided(RuntimeError):
+    """A block that wrote must be undone, and its savepoint was elided: the transaction must not
+    commit; run it again with savepoints."""
 
 
 _IN_ERROR = 3  # psycopg.pq.TransactionStatus.INERROR, without importing the driver on SQLite

@@ -90,13 +90,16 @@ class GroupCommitter:
 
     def __init__(self, open_uow: Callable[[], object], *, max_batch: int = DEFAULT_MAX_BATCH,
                  retryable: Callable[[BaseException], bool] = lambda exc: False, max_tries: int = 3,
-                 take_lines: Callable[[object, list[str]], set[str]] | None = None):
+                 take_lines: Callable[[object, list[str]], set[str]] | None = None, elide_savepoints: bool = False):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._open_uow = open_uow
         # take_lines(uow, lines): lock those of the lines no other transaction holds, without waiting,
         # and name the ones held elsewhere (PostgreSQL; None where one writer runs at a time).
         self._take_lines = take_lines
+        # Batches first run with their savepoints elided (PostgreSQL: billing.driver_sql), and again
+        # with them only when a member that wrote has to be undone.
+        self._elide = elide_savepoints
         self.max_batch = max_batch
         self._retryable = retryable
         self._max_tries = max_tries
@@ -104,6 +107,7 @@ class GroupCommitter:
         self.members = 0
         self.retries = 0
         self.skips = 0  # members left for a later batch because another process held their line
+        self.redone = 0  # batches run again with savepoints: a member that wrote had to be undone
         self.on_batch: Callable[[float, int], None] | None = None
         self._reset()
         _COMMITTERS.add(self)
@@ -174,28 +178,12 @@ class GroupCommitter:
     def _run(self, batch: list[_Ticket]) -> None:
         self.batches += 1
         started = time.perf_counter()
-        members = batch
         try:
-            with self._open_uow() as uow:
-                self._local.uow = uow
-                try:
-                    members = self._free_to_run(uow, batch)
-                    if len(members) == 1:  # alone: its own transaction is its savepoint
-                        self._run_one(uow, members[0], uow.atomic)
-                    else:
-                        with uow.atomic():
-                            for ticket in members:
-                                self._run_one(uow, ticket, uow.isolated)
-                finally:
-                    self._local.uow = None
-        except BaseException as exc:
-            # The transaction could not commit: nothing of the batch is kept, so nobody's work is done.
-            log.warning("group commit of %d failed: %s", len(members), exc)
-            for ticket in members:
-                ticket.result, ticket.error = None, exc
-                ticket.done = True
-            if not isinstance(exc, Exception):
-                raise
+            members = self._run_batch(batch, elide=self._elide and len(batch) > 1)
+        except _RunAgain:
+            self.redone += 1
+            members = self._run_batch(batch, elide=False)
+        if members is None:
             return
         self.members += len(members)
         if self.on_batch is not None:
@@ -205,6 +193,51 @@ class GroupCommitter:
                 ticket.error = None  # runs again in the next batch
                 self.retries += 1
                 continue
+            ticket.done = True
+
+    def _run_batch(self, batch: list[_Ticket], *, elide: bool) -> list[_Ticket] | None:
+        """One transaction for the members of `batch` free to run; they, once it has committed.
+        With `elide`, its savepoints are not sent (`UnitOfWork.elide_savepoints`): when a member (or
+        a block inside one) that wrote has to be undone, `_RunAgain` says to run the batch again
+        with them. Nobody has heard an outcome before the commit, so running it again is unseen."""
+        members = batch
+        tries = [ticket.tries for ticket in batch]
+        try:
+            with self._open_uow() as uow:
+                if elide:
+                    uow.elide_savepoints()
+                self._local.uow = uow
+                try:
+                    members = self._free_to_run(uow, batch)
+                    if len(members) == 1:  # alone: its own transaction is its savepoint
+                        self._run_one(uow, members[0], uow.atomic)
+                        if uow.needs_savepoints:
+                            raise _RunAgain()
+                    else:
+                        with uow.atomic():
+                            for ticket in members:
+                                self._run_one(uow, ticket, uow.isolated)
+                                if uow.needs_savepoints:
+                                    raise _RunAgain()
+                finally:
+                    self._local.uow = None
+        except _RunAgain:
+            for ticket, tried in zip(batch, tries):
+                ticket.result, ticket.error, ticket.tries = None, None, tried
+            raise
+        except BaseException as exc:
+            self._failed(members, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return None
+        return members
+
+    @staticmethod
+    def _failed(members: list[_Ticket], exc: BaseException) -> None:
+        """The transaction could not commit: nothing of the batch is kept, so nobody's work is done."""
+        log.warning("group commit of %d failed: %s", len(members), exc)
+        for ticket in members:
+            ticket.result, ticket.error = None, exc
             ticket.done = True
 
     def _free_to_run(self, uow, batch: list[_Ticket]) -> list[_Ticket]:
@@ -236,6 +269,10 @@ class GroupCommitter:
                 ticket.result = ticket.context.run(ticket.fn, uow)
         except Exception as exc:  # undone by its savepoint; the others go on
             ticket.result, ticket.error = None, exc
+
+
+class _RunAgain(Exception):
+    """The batch's transaction elided its savepoints and one had to be undone."""
 
 
 def _lock_order(ticket: _Ticket) -> tuple[bool, str]:

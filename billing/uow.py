@@ -27,7 +27,7 @@ from typing import Callable
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from .driver_sql import DriverConnection, driver_for
+from .driver_sql import DriverConnection, SavepointElided, driver_for
 
 log = logging.getLogger("billing.uow")
 
@@ -57,6 +57,8 @@ class UnitOfWork:
         self._session_depth = 0  # the atomic() depth the session's savepoint was opened at
         self._depth = 0  # open atomic() blocks
         self._broken = False
+        self._elide = False  # savepoints elided (`elide_savepoints`)
+        self.needs_savepoints = False  # a block that wrote had to be undone with its savepoint elided
         self._held: list[tuple] = []  # (writer, item): writes held until the commit (`hold`)
 
     # -- the transaction's connection ------------------------------------------------------------
@@ -73,7 +75,17 @@ class UnitOfWork:
         driver = self._driver
         if driver is None:
             driver = self._driver = driver_for(self.connection())
+            driver.elide = self._elide
         return driver
+
+    def elide_savepoints(self) -> None:
+        """For a transaction its owner can run again from the start (a batch of group commit): its
+        savepoints are not sent (PostgreSQL; `billing.driver_sql`). When a block that wrote has to
+        be undone, `needs_savepoints` turns true and the transaction will not commit: run it again
+        without this."""
+        if self._connection is not None:
+            raise RuntimeError("elide_savepoints() after the transaction began")
+        self._elide = True
 
     def _open(self) -> Connection:
         connection = self._engine.connect()
@@ -192,6 +204,8 @@ class UnitOfWork:
     def _undo(self, rollback) -> None:
         try:
             rollback()
+        except SavepointElided:
+            self._broken = self.needs_savepoints = True  # its owner runs it again with savepoints
         except Exception:
             # The refused step's work may still be in the transaction: it must never be committed.
             log.exception("a savepoint could not be rolled back; the transaction will not commit")

@@ -159,3 +159,40 @@ def test_a_blank_sms_on_postgresql_takes_four_statements_and_its_commit(pg_url, 
         ]
     finally:
         core.dispose()
+
+
+@pytest.mark.postgres
+def test_a_batch_of_blank_sms_on_postgresql_sends_no_savepoint(pg_url, clock, monkeypatch):
+    from tests.conftest import make_core
+
+    core = make_core(pg_url, clock)
+    try:
+        open_lines(core)
+        handle_sms(core, RICH, "2112", "", "warm-up")
+        sent = []
+        original = psycopg.Cursor.execute
+
+        def counted(self, query, *args, **kwargs):
+            sent.append(" ".join(str(query).split())[:40])
+            return original(self, query, *args, **kwargs)
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+
+        def ask(msisdn, key):
+            return lambda uow: handle_sms(core, msisdn, "2112", "", key)
+
+        outcomes = in_one_batch(core, [ask(RICH, "s1"), ask(OTHER, "s2")], lines=[RICH, OTHER])
+        assert [o.error for o in outcomes] == [None, None]
+        assert "Balansınız: 9.96 AZN." in outcomes[0].result.text
+        assert "Balansınız: 4.98 AZN." in outcomes[1].result.text
+        batch = sent[sent.index("WITH wanted AS (SELECT id, msisdn FROM s"):]
+        assert batch == [
+            "WITH wanted AS (SELECT id, msisdn FROM s",  # the batch's lines locked, unless held elsewhere
+            "SELECT id, msisdn, plan, status, languag",  # the first member's line and kept answer
+            "WITH claimed AS (INSERT INTO operation (",  # its claim, balance and entry: no savepoint sent
+            "SELECT id, msisdn, plan, status, languag",  # the second member's
+            "WITH claimed AS (INSERT INTO operation (",
+            "INSERT INTO operation (key, kind, subscr",  # both answers, kept with the commit
+        ]
+        assert core.group_commit.redone == 0
+    finally:
+        core.dispose()

@@ -4,9 +4,10 @@ and every undo still going back to the state its block began in. (Against a real
 same paths run in tests/integration/test_group_commit.py and test_hot_path.py.)"""
 from types import SimpleNamespace
 
+import pytest
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
-from billing.driver_sql import DriverConnection, DriverStatement
+from billing.driver_sql import DriverConnection, DriverStatement, SavepointElided
 
 WRITE = DriverStatement("UPDATE subscriber SET language = :language WHERE id = 1")
 READ = DriverStatement("SELECT language FROM subscriber WHERE id = 1")
@@ -97,3 +98,56 @@ def test_a_block_refused_before_it_wrote_anything_sends_nothing():
         "SELECT language FROM subscriber WHERE id = 1",
         "UPDATE subscriber SET language = %(language)s WHERE id = 1 {'language': 'ru'}",
     ]
+
+
+def eliding():
+    driver, cursor = connection()
+    driver.elide = True
+    return driver, cursor
+
+
+def test_elided_savepoints_are_never_sent_and_undoing_a_block_that_only_read_costs_nothing():
+    driver, cursor = eliding()
+    driver.command("SAVEPOINT uow_1")
+    driver.run(WRITE, {"language": "ru"})  # the first member writes and is kept
+    driver.command("RELEASE SAVEPOINT uow_1")
+    driver.command("SAVEPOINT uow_1")
+    driver.command("SAVEPOINT uow_2")
+    driver.rows(READ, {})
+    driver.rollback_to("uow_2")  # refused after reading only
+    driver.command("RELEASE SAVEPOINT uow_1")
+    assert cursor.sent == [
+        "UPDATE subscriber SET language = %(language)s WHERE id = 1 {'language': 'ru'}",
+        "SELECT language FROM subscriber WHERE id = 1",
+    ]
+
+
+def test_undoing_an_elided_block_that_wrote_says_the_transaction_must_run_again_with_savepoints():
+    driver, cursor = eliding()
+    driver.command("SAVEPOINT uow_1")
+    driver.run(WRITE, {"language": "ru"})
+    driver.command("SAVEPOINT uow_2")  # opened after the write: only it is clean
+    driver.rows(READ, {})
+    driver.rollback_to("uow_2")
+    with pytest.raises(SavepointElided):
+        driver.rollback_to("uow_1")  # the write inside it cannot be undone alone
+    assert not any("SAVEPOINT" in sql for sql in cursor.sent)
+
+
+def test_an_elided_block_that_wrote_inside_an_inner_block_is_not_clean_either():
+    driver, _ = eliding()
+    driver.command("SAVEPOINT uow_1")
+    driver.command("SAVEPOINT uow_2")
+    driver.run(WRITE, {"language": "ru"})
+    driver.command("RELEASE SAVEPOINT uow_2")  # kept, inside uow_1
+    with pytest.raises(SavepointElided):
+        driver.rollback_to("uow_1")
+
+
+def test_a_new_transaction_starts_with_no_elided_savepoint():
+    driver, _ = eliding()
+    driver.command("SAVEPOINT uow_1")
+    driver.run(WRITE, {"language": "ru"})
+    driver.forget_deferred()  # committed or rolled back
+    driver.command("SAVEPOINT uow_1")
+    driver.rollback_to("uow_1")  # nothing written in this one
