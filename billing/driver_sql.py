@@ -26,10 +26,15 @@ class DriverStatement:
     timestamps on SQLite), `columns` the table columns a row comes back as (in the order selected)."""
 
     def __init__(self, sql: str, *, binds: Mapping[str, TypeEngine] | None = None,
-                 columns: Iterable[Column] | None = None, for_update: bool = False):
+                 columns: Iterable[Column] | None = None, for_update: bool = False,
+                 changes_line: str | None = None):
         self.sql = " ".join(sql.split())
-        # Row locks where the database has them; SQLite has one writer at a time instead.
+        # Row locks where the database has them; SQLite has one writer at a time instead. A locked
+        # read's first column is the id of the line (subscriber row) it locks.
         self.for_update = for_update
+        # A write that changes no line but the one whose id is this parameter, and no kept answer:
+        # the locked reads of other lines stay good after it (DriverConnection).
+        self.changes_line = changes_line
         # A plain SELECT changes nothing, so the savepoints held back before it need not be open yet.
         self.reads_only = self.sql[:7].upper() == "SELECT "
         self.binds = dict(binds or {})
@@ -132,7 +137,7 @@ def watch_other_statements(engine) -> None:
     def _before(connection, _cursor, _statement, _parameters, _context, _executemany):
         driver = connection.connection.info.get(_INFO_KEY)
         if driver is not None:
-            driver._locked_read = None
+            driver.forget_locked()
             if driver._deferred:
                 driver.send_deferred()
             if driver._elided and _statement.lstrip()[:7].upper() != "SELECT ":
@@ -174,9 +179,13 @@ class DriverConnection:
     owner runs it again with savepoints. On PostgreSQL a subtransaction per batch member costs the
     server more than the member's own statements (bench/README.md).
 
-    A locked row read run twice in a row with nothing run in between (a report read, then the
-    charge's own read of the same line) is answered the second time from the first: the row is
-    locked by this transaction, so nobody else can have changed it, and nothing of ours has.
+    A locked read of a line is answered again from its rows while nothing of ours can have changed
+    that line: the row is locked by this transaction, so nobody else can have. A write that names
+    the one line it changes (`changes_line`) forgets that line's reads, any other write (and any
+    statement of SQLAlchemy's) all of them, and undoing a savepoint those read since the batch's
+    start (`answer_locked(..., kept=True)`: rows read before any savepoint, so no undo reaches
+    back past them). So the report's read and the charge's read of one line are one, and the lines
+    a batch of group commit locks at its start are not read again by each member.
     """
 
     def __init__(self, dbapi_connection, dialect: Dialect):
@@ -186,48 +195,64 @@ class DriverConnection:
         self._defers = dialect.name == "postgresql"
         self._deferred: list[str] = []
         self._same_as: dict[str, str] = {}  # savepoint -> the outer one that stands in for it (`command`)
-        self._locked_read: tuple | None = None  # (statement, params, rows) of the last statement run
+        # (statement, its parameters) -> (the line's id, kept through undos, rows): locked reads.
+        self._locked: dict[tuple, tuple[int, bool, list]] = {}
         self.elide = False  # savepoints not sent at all (set by the unit of work per transaction)
         self._elided: list[str] = []  # savepoints open but never sent, outermost first
         self._clean_from = 0  # those from this index on saw no write
 
     def rows(self, statement: DriverStatement, params: dict) -> list[tuple]:
-        held = self._locked_read
-        if held is not None and held[0] is statement and held[1] == params:
-            return held[2]
-        self._locked_read = None
+        if statement.for_update and self._locked:
+            held = self._locked.get((statement, frozenset(params.items())))
+            if held is not None:
+                return held[2]
         rendered = statement.rendered(self.dialect)
         cursor = self._cursor
         if not statement.reads_only:
-            self.before_write()
+            self.before_write(statement, params)
         cursor.execute(rendered.sql, rendered.params(params))
         # fetchall steps the statement to its end: nothing is left half-read on the shared cursor.
         rows = rendered.result(cursor.fetchall())
-        if statement.for_update:
-            self._locked_read = (statement, dict(params), rows)
+        if statement.for_update and rows:
+            self._locked[(statement, frozenset(params.items()))] = (rows[0][0], False, rows)
         return rows
 
-    def answer_next(self, statement: DriverStatement, params: dict, rows: list[tuple]) -> None:
-        """The locked read just run also read what `statement` with `params` would (a wider
-        statement over the same rows, same lock): if that comes next, answer it from `rows`."""
-        self._locked_read = (statement, dict(params), rows)
+    def answer_locked(self, statement: DriverStatement, params: dict, rows: list[tuple], *,
+                      kept: bool = False) -> None:
+        """A locked read already run also read what `statement` with `params` would (a wider
+        statement over the same rows, same lock): answer it from `rows`. `kept`: read before any
+        savepoint was opened, so good even after one is undone."""
+        if rows:
+            self._locked[(statement, frozenset(params.items()))] = (rows[0][0], kept, rows)
+
+    def forget_locked(self) -> None:
+        """Something we cannot see into ran (SQLAlchemy's statements): read every line again."""
+        self._locked.clear()
 
     def run(self, statement: DriverStatement, params: dict) -> int:
-        self._locked_read = None
         rendered = statement.rendered(self.dialect)
-        self.before_write()
+        self.before_write(statement, params)
         self._cursor.execute(rendered.sql, rendered.params(params))
         return self._cursor.rowcount
 
     def run_many(self, statement: DriverStatement, params: list[dict]) -> None:
-        self._locked_read = None
         rendered = statement.rendered(self.dialect)
         self.before_write()
         self._cursor.executemany(rendered.sql, [rendered.params(one) for one in params])
 
-    def before_write(self) -> None:
+    def before_write(self, statement: DriverStatement | None = None, params: dict | None = None) -> None:
         """A statement that may change something is about to run: the savepoints it belongs in are
-        sent first, or, elided, noted as holding a write."""
+        sent first, or, elided, noted as holding a write; the locked reads it may change are
+        forgotten (`statement` with `params`, if it names the one line it changes)."""
+        locked = self._locked
+        if locked:
+            line = statement.changes_line if statement is not None else None
+            if line is None:
+                locked.clear()
+            else:
+                line_id = params[line]
+                for key in [key for key, (held_id, _, _) in locked.items() if held_id == line_id]:
+                    del locked[key]
         if self._deferred:
             self.send_deferred()
         if self._elided:
@@ -272,7 +297,10 @@ class DriverConnection:
 
     def rollback_to(self, name: str) -> None:
         """Undo everything since SAVEPOINT `name` and drop the savepoint."""
-        self._locked_read = None
+        locked = self._locked
+        if locked:  # a line read after a write inside the savepoint may be read as it was before
+            for key in [key for key, (_, kept, _) in locked.items() if not kept]:
+                del locked[key]
         if self.elide:
             elided = self._elided
             if not elided or elided[-1] != name:
@@ -319,7 +347,7 @@ class DriverConnection:
         self._same_as.clear()
         self._elided.clear()
         self._clean_from = 0
-        self._locked_read = None
+        self._locked.clear()
 
 
 class TransactionFailed(RuntimeError):

@@ -48,11 +48,12 @@ MAX_SKIPS = 2  # batches a member may be left out of because its line was busy e
 class _Ticket:
     """One caller's function, and what became of it."""
 
-    __slots__ = ("fn", "line", "context", "result", "error", "done", "lead", "tries", "skipped", "_wake")
+    __slots__ = ("fn", "line", "key", "context", "result", "error", "done", "lead", "tries", "skipped", "_wake")
 
-    def __init__(self, fn, line: str | None):
+    def __init__(self, fn, line: str | None, key: str | None):
         self.fn = fn
         self.line = line
+        self.key = key
         # The caller's context variables (its request id in the logs), whichever thread runs the batch.
         self.context = contextvars.copy_context()
         self.result = None
@@ -90,12 +91,15 @@ class GroupCommitter:
 
     def __init__(self, open_uow: Callable[[], object], *, max_batch: int = DEFAULT_MAX_BATCH,
                  retryable: Callable[[BaseException], bool] = lambda exc: False, max_tries: int = 3,
-                 take_lines: Callable[[object, list[str]], set[str]] | None = None, elide_savepoints: bool = False):
+                 take_lines: Callable[[object, list[tuple[str, str | None]]], set[str]] | None = None,
+                 elide_savepoints: bool = False):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._open_uow = open_uow
-        # take_lines(uow, lines): lock those of the lines no other transaction holds, without waiting,
-        # and name the ones held elsewhere (PostgreSQL; None where one writer runs at a time).
+        # take_lines(uow, [(line, key), ...]): lock those of the lines no other transaction holds,
+        # without waiting, and name the ones held elsewhere (PostgreSQL; None where one writer runs
+        # at a time). It may read ahead what the members will read first (their lines, the answers
+        # kept for their keys).
         self._take_lines = take_lines
         # Batches first run with their savepoints elided (PostgreSQL: billing.driver_sql), and again
         # with them only when a member that wrote has to be undone.
@@ -126,10 +130,11 @@ class GroupCommitter:
         """True inside a function that this thread runs as part of a batch."""
         return getattr(self._local, "uow", None) is not None
 
-    def submit(self, fn: Callable[[object], T], line: str | None = None) -> T:
+    def submit(self, fn: Callable[[object], T], line: str | None = None, key: str | None = None) -> T:
         """Run `fn(uow)` in the next batch; its result (or exception) once the batch has committed.
         `line` names the first row `fn` locks (the E.164 number of the line it charges): the batch
-        runs its members in that order, those that name none last."""
+        runs its members in that order, those that name none last. `key`: the idempotency key whose
+        kept answer `fn` recalls first (`services.answer_once`), read with the batch's lines."""
         uow = getattr(self._local, "uow", None)
         if uow is not None:  # called by a function of a batch: part of that caller's work
             with uow.atomic():
@@ -138,7 +143,7 @@ class GroupCommitter:
             # Its open transaction may hold what the batch needs (a row lock, SQLite's write lock),
             # and the batch would wait for it while it waits for the batch.
             raise RuntimeError("submit() while holding an open writer unit of work: commit or leave it first")
-        ticket = _Ticket(fn, line)
+        ticket = _Ticket(fn, line, key)
         with self._mutex:
             self._queue.append(ticket)
             lead = not self._running
@@ -247,10 +252,10 @@ class GroupCommitter:
         the batch could run, it runs whole, holding no line while it waits."""
         if self._take_lines is None or len(batch) < 2:
             return batch
-        lines = sorted({ticket.line for ticket in batch if ticket.line is not None})
-        if not lines:
+        wanted = [(ticket.line, ticket.key) for ticket in batch if ticket.line is not None]
+        if not wanted:
             return batch
-        busy = self._take_lines(uow, lines)
+        busy = self._take_lines(uow, wanted)
         members, later = [], []
         for ticket in batch:
             (later if ticket.line in busy and ticket.skipped < MAX_SKIPS else members).append(ticket)

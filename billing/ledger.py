@@ -56,7 +56,8 @@ _CLAIM = DriverStatement(
     binds=_STAMP)
 _CLAIMED = DriverStatement("SELECT id FROM operation WHERE key = :key")
 _INCREMENT = {
-    account: DriverStatement(f"UPDATE subscriber SET {column} = {column} + :delta WHERE id = :line_id RETURNING {column}")
+    account: DriverStatement(f"UPDATE subscriber SET {column} = {column} + :delta WHERE id = :line_id RETURNING {column}",
+                             changes_line="line_id")
     for account, column in _COLUMN.items()
 }
 _ENTRY = DriverStatement(
@@ -72,7 +73,7 @@ _CLAIM_AND_POST = {
         f"WHERE subscriber.id = :line_id RETURNING subscriber.{column} AS value), "
         "entry AS (INSERT INTO ledger_entry (operation_id, subscriber_id, account, delta_units, kind, created_at) "
         "SELECT claimed.id, :line_id, :account, :delta, :entry_kind, :created_at FROM claimed) "
-        "SELECT claimed.id, moved.value FROM claimed, moved", binds=_STAMP)
+        "SELECT claimed.id, moved.value FROM claimed, moved", binds=_STAMP, changes_line="line_id")
     for account, column in _COLUMN.items()
 }
 _CLAIMED_AMOUNT = DriverStatement(

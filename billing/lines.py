@@ -1,6 +1,7 @@
 """Subscriber lines: finding them, opening them, and the settings a subscriber may change."""
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 from datetime import date, timedelta
@@ -75,23 +76,49 @@ def lock_with_reply(uow, msisdn: str, key: str) -> tuple[bool, str | None]:
     row = _ROW_AND_REPLY_LOCKED.row(uow, {"msisdn": number, "op_key": key})
     if row is None:
         return False, None
-    uow.driver().answer_next(_ROW_BY_NUMBER_LOCKED, {"msisdn": number}, [row[:-1]])
+    uow.driver().answer_locked(_ROW_BY_NUMBER_LOCKED, {"msisdn": number}, [row[:-1]])
     return True, row[-1]
 
 
-# PostgreSQL: the lines of a batch of group commit locked at its start, skipping those another
-# transaction holds; the numbers of those come back.
+# PostgreSQL: the lines of a batch of group commit locked and read at its start, skipping those
+# another transaction holds (their columns come back empty), with the answers kept for the batch's
+# keys (as one JSON object, on every row).
 _TAKE_FREE = DriverStatement(
     "WITH wanted AS (SELECT id, msisdn FROM subscriber WHERE msisdn = ANY(CAST(:msisdns AS text[]))), "
-    "taken AS MATERIALIZED (SELECT id FROM subscriber WHERE id IN (SELECT id FROM wanted) "
-    "ORDER BY id FOR UPDATE SKIP LOCKED) "
-    "SELECT msisdn FROM wanted WHERE id NOT IN (SELECT id FROM taken)")
+    f"taken AS MATERIALIZED (SELECT {', '.join(c.name for c in _TABLE.columns)} FROM subscriber "
+    "WHERE id IN (SELECT id FROM wanted) ORDER BY id FOR UPDATE SKIP LOCKED) "
+    f"SELECT wanted.msisdn, {', '.join('taken.' + c.name for c in _TABLE.columns)}, "
+    "(SELECT json_object_agg(key, reply) FROM operation "
+    "WHERE key = ANY(CAST(:op_keys AS text[])) AND reply IS NOT NULL)::text "
+    "FROM wanted LEFT JOIN taken ON taken.id = wanted.id",
+    columns=(_TABLE.c.msisdn, *_TABLE.columns))
 
 
-def take_free(uow, msisdns: list[str]) -> set[str]:
-    """Lock the rows of those of these lines (E.164) that no other transaction holds, without
-    waiting for any; the ones held elsewhere (numbers no line has are neither)."""
-    return {row[0] for row in _TAKE_FREE.rows(uow, {"msisdns": msisdns})}
+def take_free(uow, wanted: list[tuple[str, str | None]]) -> set[str]:
+    """Lock the rows of those of these lines (E.164, each with the key of a request that will
+    recall its kept answer first, or None) that no other transaction holds, without waiting for
+    any; the ones held elsewhere (numbers no line has are neither). The rows and answers read are
+    the answers of the requests' own locked reads to come (`lock_with_reply`, `snapshot`). Run
+    before any savepoint is opened: no undo can reach back past what it read."""
+    msisdns = sorted({line for line, _ in wanted})
+    rows = _TAKE_FREE.rows(uow, {"msisdns": msisdns, "op_keys": sorted({key for _, key in wanted if key})})
+    kept = json.loads(rows[0][-1]) if rows and rows[0][-1] else {}
+    busy, taken = set(), {}
+    for row in rows:
+        if row[1] is None:
+            busy.add(row[0])
+        else:
+            taken[row[0]] = row[1:-1]
+    driver = uow.driver()
+    for line, key in wanted:
+        row = taken.get(line)
+        if row is None:
+            continue
+        driver.answer_locked(_ROW_BY_NUMBER_LOCKED, {"msisdn": line}, [row], kept=True)
+        if key is not None:
+            driver.answer_locked(_ROW_AND_REPLY_LOCKED, {"msisdn": line, "op_key": key},
+                                 [(*row, kept.get(key))], kept=True)
+    return busy
 
 
 def _unknown(number: str) -> UnknownSubscriber:

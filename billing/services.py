@@ -131,7 +131,7 @@ def answer_once(core, key: str, compute: Callable[[object], dict], line: str | N
         memo.remember(uow, key, answer)
         return answer, False
 
-    return core.group_commit.submit(once, _lock_key(line))
+    return core.group_commit.submit(once, _lock_key(line), key)
 
 
 def _lock_key(line: str | None) -> str | None:

@@ -75,6 +75,28 @@ def test_the_answers_of_a_batch_are_kept_together_with_their_charges(lines_open)
     assert again.duplicate and again.charged == Decimal(0) and "9.98" in again.text
 
 
+def test_a_batch_reading_its_lines_ahead_answers_a_retry_from_memory_and_charges_one_line_twice(lines_open):
+    core = lines_open
+    first = handle_sms(core, RICH, "2112", "", "r1")
+
+    def ask(msisdn, key):
+        return lambda uow: handle_sms(core, msisdn, "2112", "", key)
+
+    # Submitted as the SMS service does (by line and key), so on PostgreSQL the batch reads its
+    # lines and the answers kept for its keys at its start.
+    outcomes = in_one_batch(core, [ask(RICH, "r1"), ask(RICH, "r2"), ask(OTHER, "r3"), ask(RICH, "r4")],
+                            lines=[RICH, RICH, OTHER, RICH], keys=["r1", "r2", "r3", "r4"])
+    retry, second, other, third = (outcome.result for outcome in outcomes)
+    assert [o.error for o in outcomes] == [None, None, None, None]
+    assert retry.duplicate and retry.charged == Decimal(0) and retry.text == first.text
+    assert "Balansınız: 9.96 AZN." in second.text and "Balansınız: 9.94 AZN." in third.text
+    assert "Balansınız: 4.98 AZN." in other.text
+    assert services.balance_report(core.reader(), RICH).balance == Decimal("9.94")
+    assert sorted(replies(core, "r1", "r2", "r3", "r4")) == ["r1", "r2", "r3", "r4"]
+    with core.reader() as uow:
+        assert services.audit(uow) == []
+
+
 def test_a_locked_line_read_again_after_any_other_statement_is_read_again(lines_open):
     core = lines_open
     with core.uow() as uow, uow.atomic():
@@ -162,7 +184,7 @@ def test_a_blank_sms_on_postgresql_takes_four_statements_and_its_commit(pg_url, 
 
 
 @pytest.mark.postgres
-def test_a_batch_of_blank_sms_on_postgresql_sends_no_savepoint(pg_url, clock, monkeypatch):
+def test_a_batch_of_blank_sms_on_postgresql_is_one_statement_each_and_three_a_batch(pg_url, clock, monkeypatch):
     from tests.conftest import make_core
 
     core = make_core(pg_url, clock)
@@ -180,17 +202,16 @@ def test_a_batch_of_blank_sms_on_postgresql_sends_no_savepoint(pg_url, clock, mo
         def ask(msisdn, key):
             return lambda uow: handle_sms(core, msisdn, "2112", "", key)
 
-        outcomes = in_one_batch(core, [ask(RICH, "s1"), ask(OTHER, "s2")], lines=[RICH, OTHER])
+        outcomes = in_one_batch(core, [ask(RICH, "s1"), ask(OTHER, "s2")], lines=[RICH, OTHER], keys=["s1", "s2"])
         assert [o.error for o in outcomes] == [None, None]
         assert "Balansınız: 9.96 AZN." in outcomes[0].result.text
         assert "Balansınız: 4.98 AZN." in outcomes[1].result.text
         batch = sent[sent.index("WITH wanted AS (SELECT id, msisdn FROM s"):]
         assert batch == [
-            "WITH wanted AS (SELECT id, msisdn FROM s",  # the batch's lines locked, unless held elsewhere
-            "SELECT id, msisdn, plan, status, languag",  # the first member's line and kept answer
-            "WITH claimed AS (INSERT INTO operation (",  # its claim, balance and entry: no savepoint sent
-            "SELECT id, msisdn, plan, status, languag",  # the second member's
-            "WITH claimed AS (INSERT INTO operation (",
+            # the batch's lines locked and read, unless held elsewhere, with the answers kept for its keys
+            "WITH wanted AS (SELECT id, msisdn FROM s",
+            "WITH claimed AS (INSERT INTO operation (",  # the first member's claim, balance and entry
+            "WITH claimed AS (INSERT INTO operation (",  # the second's: no savepoint, no read of its own
             "INSERT INTO operation (key, kind, subscr",  # both answers, kept with the commit
         ]
         assert core.group_commit.redone == 0

@@ -21,11 +21,13 @@ def _until(condition, what: str, seconds: float = 10.0) -> None:
         time.sleep(0.001)
 
 
-def in_one_batch(core, functions, lines=None) -> list[Outcome]:
+def in_one_batch(core, functions, lines=None, keys=None) -> list[Outcome]:
     """Submit every function from its own thread, in the order given, so that they all run in one
-    batch (one transaction, one commit); each caller's result or exception, in order. `lines[i]` is
-    the line that function i names to group commit (none when `lines` is None)."""
+    batch (one transaction, one commit); each caller's result or exception, in order. `lines[i]` and
+    `keys[i]` are the line and the key that function i names to group commit (as `answer_once`
+    names them; none when not given)."""
     lines = lines or [None] * len(functions)
+    keys = keys or [None] * len(functions)
     committer = core.group_commit
     gate, held = threading.Event(), threading.Event()
 
@@ -37,7 +39,7 @@ def in_one_batch(core, functions, lines=None) -> list[Outcome]:
 
     def call(index, fn):
         try:
-            outcomes[index].result = committer.submit(fn, lines[index])
+            outcomes[index].result = committer.submit(fn, lines[index], keys[index])
         except BaseException as exc:  # noqa: BLE001 - the test looks at it
             outcomes[index].error = exc
 

@@ -152,12 +152,13 @@ def test_a_batch_runs_its_members_in_the_order_of_their_lines_and_those_naming_n
     assert ran == ["501", "502-first", "502-second", "503", "none"]
 
 
-def test_answer_once_names_the_line_by_its_e164_number(lines_open, monkeypatch):
+def test_answer_once_names_the_line_by_its_e164_number_and_the_key_it_recalls(lines_open, monkeypatch):
     named = []
     committer = lines_open.group_commit
     submit = committer.submit
-    monkeypatch.setattr(committer, "submit", lambda fn, line=None: (named.append(line), submit(fn, line))[1])
+    monkeypatch.setattr(committer, "submit",
+                        lambda fn, line=None, key=None: (named.append((line, key)), submit(fn, line, key))[1])
     services.answer_once(lines_open, "k-1", lambda uow: {"text": "a"}, line="0501234567")
     services.answer_once(lines_open, "k-2", lambda uow: {"text": "b"}, line="not a number")
     services.answer_once(lines_open, "k-3", lambda uow: {"text": "c"})
-    assert named == ["+994501234567", None, None]
+    assert named == [("+994501234567", "k-1"), (None, "k-2"), (None, "k-3")]
