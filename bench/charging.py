@@ -10,7 +10,7 @@ write the ledger entry, commit. Lines are spread over 1,000 subscribers. Runs, p
 - `group commit`: each charge handed to `core.group_commit.submit` with its line, as the SMS and
   USSD services hand theirs, which runs the charges of concurrent callers in one transaction (a
   savepoint each; on PostgreSQL elided, and the batch's lines locked and read at its start) with
-  one commit;
+  one commit; on PostgreSQL also with the lanes a serving process alone on this box runs;
 - the ceiling: the very statements of the code path (the same SQL text) on a bare sqlite3 or psycopg
   connection from one thread, one commit per charge and then 64 charges a commit as group commit
   runs them (SQLite: a savepoint each; PostgreSQL: the 64 lines locked and read in one statement,
@@ -38,6 +38,7 @@ from bench.serving import load_average, machine  # noqa: E402
 from billing import ledger, lines, services  # noqa: E402
 from billing.clock import FixedClock  # noqa: E402
 from billing.core import Core  # noqa: E402
+from selfcare import serve  # noqa: E402
 
 LINES = 1000
 RAW_BATCH = 64
@@ -186,19 +187,23 @@ def bench(name: str, url: str, args) -> None:
             setting = uow.connection().exec_driver_sql("SHOW synchronous_commit").scalar()
         print(f"  synchronous_commit = {setting}")
     threads = [int(t) for t in args.threads.split(",")]
-    for grouped in (False, True):
-        label = "group commit" if grouped else "direct"
-        for count in threads if grouped else threads[:2]:
-            before = (core.group_commit.batches, core.group_commit.members)
-            cpu, server = time.process_time(), server_cpu_seconds() if name == "postgresql" else 0
-            rate = through_the_service(core, args.charges, count, f"{name}-{label}-{count}", grouped)
-            cpu = (time.process_time() - cpu) / args.charges * 1e6
-            server = (server_cpu_seconds() - server) / args.charges * 1e6 if name == "postgresql" else None
-            batches = core.group_commit.batches - before[0]
-            shape = f", {(core.group_commit.members - before[1]) / batches:.1f} a commit" if batches else ""
-            where = f"CPU/charge: ours {cpu:.0f} us" + (f", server {server:.0f} us" if server is not None else "")
-            print(f"  {label:13} {count:2} thread(s): {rate:8.0f} charges/s   ({where}{shape}; "
-                  f"load {load_average()})", flush=True)
+    runs = [("direct", count, 1) for count in threads[:2]] + [("group commit", count, 1) for count in threads]
+    if name == "postgresql":  # as a serving process alone on the box runs it (selfcare.serve.batch_lanes)
+        runs.append(("group commit", threads[-1], serve.batch_lanes(1)))
+    for label, count, lanes in runs:
+        grouped = label == "group commit"
+        core.group_commit.set_lanes(lanes)
+        before = (core.group_commit.batches, core.group_commit.members)
+        cpu, server = time.process_time(), server_cpu_seconds() if name == "postgresql" else 0
+        rate = through_the_service(core, args.charges, count, f"{name}-{label}-{count}-{lanes}", grouped)
+        cpu = (time.process_time() - cpu) / args.charges * 1e6
+        server = (server_cpu_seconds() - server) / args.charges * 1e6 if name == "postgresql" else None
+        batches = core.group_commit.batches - before[0]
+        shape = f", {(core.group_commit.members - before[1]) / batches:.1f} a commit" if batches else ""
+        where = f"CPU/charge: ours {cpu:.0f} us" + (f", server {server:.0f} us" if server is not None else "")
+        lanes_shown = f", {lanes} lanes" if lanes > 1 else ""
+        print(f"  {label:13} {count:2} thread(s){lanes_shown}: {rate:8.0f} charges/s   ({where}{shape}; "
+              f"load {load_average()})", flush=True)
     raw = BareDriver(core)
     try:
         print(f"  ceiling, bare driver, one commit per charge: {raw.one_commit_each(args.charges, 'raw1'):8.0f} charges/s")

@@ -104,7 +104,7 @@ def _deadlock_or_serialization_failure(exc: BaseException) -> bool:
 
 class Core:
     def __init__(self, db_url: str | None = None, clock=None, tariffs: TariffBook | None = None,
-                 offers: Offers | None = None):
+                 offers: Offers | None = None, batch_lanes: int = 1):
         self.db_url = db_url or default_db_url()
         self.engine = make_engine(self.db_url)
         self.clock = clock or SystemClock()
@@ -117,11 +117,14 @@ class Core:
         self.read_engine = make_engine(self.db_url, writer=False) if self.db_url.startswith("sqlite") else self.engine
         # Concurrent writes of this process share transactions and commits (billing.group_commit).
         # On PostgreSQL a batch leaves for later the members whose line another process's batch holds.
-        # There its batches also run without savepoints, and again with them only when one is needed.
+        # There its batches also run without savepoints, and again with them only when one is needed,
+        # and in `batch_lanes` lanes side by side (selfcare.serve.batch_lanes; SQLite has one writer
+        # at a time: one lane).
         postgres = self.engine.dialect.name == "postgresql"
         self.group_commit = GroupCommitter(self._batch_uow, retryable=_deadlock_or_serialization_failure,
                                            take_lines=lines.take_free if postgres else None,
-                                           elide_savepoints=postgres)
+                                           elide_savepoints=postgres,
+                                           lanes=batch_lanes if postgres else 1)
 
     def uow(self, at=None) -> UnitOfWork:
         """A unit of work; `at` backdates it (importing a line's history, loading demo data)."""

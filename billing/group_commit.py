@@ -92,9 +92,14 @@ class GroupCommitter:
     def __init__(self, open_uow: Callable[[], object], *, max_batch: int = DEFAULT_MAX_BATCH,
                  retryable: Callable[[BaseException], bool] = lambda exc: False, max_tries: int = 3,
                  take_lines: Callable[[object, list[tuple[str, str | None]]], set[str]] | None = None,
-                 elide_savepoints: bool = False):
+                 elide_savepoints: bool = False, lanes: int = 1):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if lanes < 1:
+            raise ValueError("lanes must be at least 1")
+        # Lanes: queues whose batches run side by side, each on its own connection, a member in the
+        # lane of its line (PostgreSQL: while one batch waits for the server, another's Python runs).
+        self.lanes = lanes
         self._open_uow = open_uow
         # take_lines(uow, [(line, key), ...]): lock those of the lines no other transaction holds,
         # without waiting, and name the ones held elsewhere (PostgreSQL; None where one writer runs
@@ -118,13 +123,21 @@ class GroupCommitter:
 
     def _reset(self) -> None:
         self._local = threading.local()  # .uow: the batch this thread is running
-        self._mutex = threading.Lock()
-        self._queue: deque[_Ticket] = deque()
-        self._running = False  # a batch is being run, or handed to the next caller to run
+        self._lanes = [_Lane() for _ in range(self.lanes)]
+        self._counting = threading.Lock()  # the figures below, counted by the lanes' runners
+
+    def set_lanes(self, lanes: int) -> None:
+        """Run this many lanes from now on; only while no batch runs or waits."""
+        if lanes < 1:
+            raise ValueError("lanes must be at least 1")
+        if any(lane.running or lane.queue for lane in self._lanes):
+            raise RuntimeError("set_lanes() while batches run")
+        self.lanes = lanes
+        self._lanes = [_Lane() for _ in range(lanes)]
 
     def waiting(self) -> int:
         """How many callers wait for a batch to start."""
-        return len(self._queue)
+        return sum(len(lane.queue) for lane in self._lanes)
 
     def running_here(self) -> bool:
         """True inside a function that this thread runs as part of a batch."""
@@ -144,34 +157,37 @@ class GroupCommitter:
             # and the batch would wait for it while it waits for the batch.
             raise RuntimeError("submit() while holding an open writer unit of work: commit or leave it first")
         ticket = _Ticket(fn, line, key)
-        with self._mutex:
-            self._queue.append(ticket)
-            lead = not self._running
-            self._running = True
+        lanes = self._lanes
+        lane = lanes[hash(line) % len(lanes)] if line is not None and len(lanes) > 1 else lanes[0]
+        with lane.mutex:
+            lane.queue.append(ticket)
+            lead = not lane.running
+            lane.running = True
         if not lead:
             ticket.wait()
             if not ticket.lead:
                 return ticket.outcome()
-        self._lead(ticket)
+        self._lead(ticket, lane)
         return ticket.outcome()
 
-    def _lead(self, mine: _Ticket) -> None:
-        """Run batches until `mine` is done, then hand the queue to its first caller (or stop)."""
+    def _lead(self, mine: _Ticket, lane: "_Lane") -> None:
+        """Run batches of `lane` until `mine` is done, then hand its queue to its first caller (or stop)."""
+        queue = lane.queue
         while not mine.done:  # more than once only when it is retried or its line was busy elsewhere
-            with self._mutex:
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+            with lane.mutex:
+                batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
             batch.sort(key=_lock_order)  # stable: twins of one request keep the order they came in
             try:
                 self._run(batch)
             finally:
                 again = [ticket for ticket in batch if not ticket.done]  # first in the next batch
                 following = None
-                with self._mutex:
-                    self._queue.extendleft(reversed(again))
-                    if not self._queue:
-                        self._running = False
+                with lane.mutex:
+                    queue.extendleft(reversed(again))
+                    if not queue:
+                        lane.running = False
                     elif mine.done:
-                        following = self._queue[0]
+                        following = queue[0]
                         following.lead = True
                 # The next batch first: the callers woken below queue for the one after it.
                 if following is not None:
@@ -181,24 +197,28 @@ class GroupCommitter:
                         ticket.wake()
 
     def _run(self, batch: list[_Ticket]) -> None:
-        self.batches += 1
         started = time.perf_counter()
+        with self._counting:
+            self.batches += 1
+        redone = retried = 0
         try:
             members = self._run_batch(batch, elide=self._elide and len(batch) > 1)
         except _RunAgain:
-            self.redone += 1
+            redone = 1
             members = self._run_batch(batch, elide=False)
-        if members is None:
-            return
-        self.members += len(members)
-        if self.on_batch is not None:
-            self.on_batch(time.perf_counter() - started, len(members))
-        for ticket in members:
-            if ticket.error is not None and ticket.tries < self._max_tries and self._retryable(ticket.error):
-                ticket.error = None  # runs again in the next batch
-                self.retries += 1
-                continue
-            ticket.done = True
+        if members is not None:
+            if self.on_batch is not None:
+                self.on_batch(time.perf_counter() - started, len(members))
+            for ticket in members:
+                if ticket.error is not None and ticket.tries < self._max_tries and self._retryable(ticket.error):
+                    ticket.error = None  # runs again in the next batch
+                    retried += 1
+                    continue
+                ticket.done = True
+        with self._counting:
+            self.members += len(members) if members is not None else 0
+            self.redone += redone
+            self.retries += retried
 
     def _run_batch(self, batch: list[_Ticket], *, elide: bool) -> list[_Ticket] | None:
         """One transaction for the members of `batch` free to run; they, once it has committed.
@@ -263,7 +283,8 @@ class GroupCommitter:
             return batch
         for ticket in later:
             ticket.skipped += 1
-        self.skips += len(later)
+        with self._counting:
+            self.skips += len(later)
         return members
 
     @staticmethod
@@ -274,6 +295,17 @@ class GroupCommitter:
                 ticket.result = ticket.context.run(ticket.fn, uow)
         except Exception as exc:  # undone by its savepoint; the others go on
             ticket.result, ticket.error = None, exc
+
+
+class _Lane:
+    """One queue of callers, and whether one of them runs (or was handed) its batch."""
+
+    __slots__ = ("mutex", "queue", "running")
+
+    def __init__(self):
+        self.mutex = threading.Lock()
+        self.queue: deque[_Ticket] = deque()
+        self.running = False
 
 
 class _RunAgain(Exception):

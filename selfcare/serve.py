@@ -160,7 +160,15 @@ class _BatchingListener(QueueListener):
 
 # -- a serving process ----------------------------------------------------------------------------
 
-def serving_process_app(db_url: str, clock, settings: Settings):
+def batch_lanes(processes: int) -> int:
+    """Group-commit lanes a serving process runs (PostgreSQL): enough batches in flight on the box
+    to keep its cores busy. With a process a core, one each (a second lane in each cost 15-30% more
+    CPU an SMS: smaller batches); one process alone on two cores runs two (20-40% more charges/s:
+    bench/README.md)."""
+    return max(1, cores() // processes)
+
+
+def serving_process_app(db_url: str, clock, settings: Settings, lanes: int = 1):
     """Runs in each forked serving process, before Granian serves HTTP there: its own database
     engine and log writer, FastAGI started on its own loop; returns the WSGI app Granian serves.
     What it started is stopped when the process ends (multiprocessing's exit finalizers run after
@@ -171,7 +179,7 @@ def serving_process_app(db_url: str, clock, settings: Settings):
 
     logs.configure(LOG_LEVEL)
     listener = _log_through_a_queue()
-    core = Core(db_url, clock=clock)
+    core = Core(db_url, clock=clock, batch_lanes=lanes)
     metrics.instrument_core(core)
     agi = FastAgiServer(core, *settings.agi, reuse_port=True).start()
 
@@ -310,7 +318,8 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
     # Fork before this process opens a database connection or starts a thread; each serving
     # process opens its own connections.
     _share_code_with_serving_processes(core, settings)
-    tree.serve(target_loader=partial(serving_process_app, core.db_url, core.clock, settings), wrap_loader=False)
+    tree.serve(target_loader=partial(serving_process_app, core.db_url, core.clock, settings, batch_lanes(processes)),
+               wrap_loader=False)
 
 
 def _share_code_with_serving_processes(core: Core, settings: Settings) -> None:

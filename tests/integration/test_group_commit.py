@@ -66,6 +66,72 @@ def test_twenty_threads_charging_one_line_through_group_commit_end_at_the_exact_
     assert_audit_clean(any_core)
 
 
+def lines_of_two_lanes(committer, count=4) -> list[str]:
+    """Numbers of new prepaid lines, half of them in each of the committer's two lanes."""
+    by_lane = {0: [], 1: []}
+    for n in range(1000):
+        number = f"+99455{n:07d}"
+        lane = hash(number) % 2
+        if len(by_lane[lane]) < count // 2:
+            by_lane[lane].append(number)
+    return by_lane[0] + by_lane[1]
+
+
+def test_twenty_threads_charging_lines_of_two_lanes_end_at_the_exact_balances(any_core):
+    committer = any_core.group_commit
+    committer.set_lanes(2)  # SQLite's two lanes take turns at its one write lock: slower, still exact
+    numbers = lines_of_two_lanes(committer)
+    with any_core.uow() as uow, uow.atomic():
+        for number in numbers:
+            services.add_subscriber(uow, number, "prepaid", balance=Decimal("10.00"))
+    per_thread = 8
+
+    def caller(i):
+        for j in range(per_thread):
+            number = numbers[(i + j) % len(numbers)]
+            assert not committer.submit(charge(number, f"l{i}-{j}"), number).duplicate
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(caller, range(THREADS)))
+    charges_each = THREADS * per_thread // len(numbers)
+    assert [balance(any_core, number) for number in numbers] == [Decimal("10.00") - Decimal("0.02") * charges_each] * 4
+    assert_audit_clean(any_core)
+
+
+@pytest.mark.postgres
+def test_a_batch_held_open_in_one_lane_does_not_hold_the_other_lane(two_cores):
+    import threading
+
+    from tests.unit.group_commit_support import _until
+
+    any_core = two_cores[0]
+    committer = any_core.group_commit
+    committer.set_lanes(2)  # as a serving process alone on two cores runs (selfcare.serve.batch_lanes)
+    first, second = lines_of_two_lanes(committer, 2)
+    with any_core.uow() as uow, uow.atomic():
+        for number in (first, second):
+            services.add_subscriber(uow, number, "prepaid", balance=Decimal("10.00"))
+    gate, held = threading.Event(), threading.Event()
+
+    def hold(uow):
+        services.charge_sms(uow, first, "2112", "held")
+        held.set()
+        assert gate.wait(10)
+
+    holder = threading.Thread(target=committer.submit, args=(hold, first))
+    holder.start()
+    try:
+        assert held.wait(10)
+        # The other lane's batch runs and commits while the first lane's is still open.
+        assert committer.submit(charge(second, "beside"), second).fee == Decimal("0.02")
+        assert keys_kept(any_core, "held", "beside") == {"beside"}
+    finally:
+        gate.set()
+        holder.join(10)
+    _until(lambda: keys_kept(any_core, "held") == {"held"}, "the held batch to commit")
+    assert_audit_clean(any_core)
+
+
 def _charge_from_another_process(url: str, tag: str, count: int) -> None:
     from billing.clock import FixedClock
     from billing.core import Core
@@ -285,6 +351,7 @@ def test_a_member_whose_line_another_transaction_holds_waits_for_a_later_batch_n
     try:
         assert locked.wait(10)
         committer, gate, held = core.group_commit, threading.Event(), threading.Event()
+        committer.set_lanes(1)  # the two callers below must meet in one batch
 
         def first_batch(uow):  # holds the committer so that the next two queue into one batch
             held.set()

@@ -25,10 +25,19 @@ def in_one_batch(core, functions, lines=None, keys=None) -> list[Outcome]:
     """Submit every function from its own thread, in the order given, so that they all run in one
     batch (one transaction, one commit); each caller's result or exception, in order. `lines[i]` and
     `keys[i]` are the line and the key that function i names to group commit (as `answer_once`
-    names them; none when not given)."""
+    names them; none when not given). A batch is one lane's: the committer runs one lane meanwhile."""
     lines = lines or [None] * len(functions)
     keys = keys or [None] * len(functions)
     committer = core.group_commit
+    lanes = committer.lanes
+    committer.set_lanes(1)
+    try:
+        return _in_one_batch(committer, functions, lines, keys)
+    finally:
+        committer.set_lanes(lanes)
+
+
+def _in_one_batch(committer, functions, lines, keys) -> list[Outcome]:
     gate, held = threading.Event(), threading.Event()
 
     def hold(uow):
