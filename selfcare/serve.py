@@ -162,8 +162,8 @@ class _BatchingListener(QueueListener):
 
 def batch_lanes(processes: int) -> int:
     """Group-commit lanes a serving process runs (PostgreSQL): enough batches in flight on the box
-    to keep its cores busy. With a process a core, one each (a second lane in each cost 15-30% more
-    CPU an SMS: smaller batches); one process alone on two cores runs two (20-40% more charges/s:
+    to keep its cores busy. With a process a core, one each (a second lane in each cost 10-30% more
+    CPU an SMS: smaller batches); one process alone on two cores runs two (25-65% more charges/s:
     bench/README.md)."""
     return max(1, cores() // processes)
 
