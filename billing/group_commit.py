@@ -21,6 +21,12 @@ finished batch's runner hands to the first of them (so no caller runs more than 
 retries of it). Nobody waits for a batch to fill, and one caller alone switches no thread: it pays
 no more than a commit of its own.
 
+On PostgreSQL a batch first runs with its savepoints elided (none sent; a subtransaction a member
+cost the server more than the member's own statements): a refusal that comes before anything is
+written needs no undo, and when a member that wrote must be undone, the transaction is rolled back
+and the batch run again with savepoints, unseen by its callers. A committer may also run lanes,
+queues whose batches run side by side on their own connections, each member in its line's lane.
+
 A function run in a batch must use the unit of work it is given: opening its own writer unit of
 work there would wait for the SQLite write lock this batch holds (`Core.uow()` refuses it), and a
 `submit` from inside a batch runs at once in a nested savepoint of the same batch.

@@ -90,9 +90,10 @@ def test_an_unknown_log_format_stops_the_command_with_one_line():
 def test_group_commit_runs_each_callers_work_in_that_callers_log_context(core):
     """A batch runs the queued callers' functions in the thread that leads it: their lines must
     still carry their own request ids."""
-    release, seen = threading.Event(), {}
+    release, started, seen = threading.Event(), threading.Event(), {}
 
     def hold(uow):
+        started.set()
         release.wait(10)
 
     def note(name):
@@ -106,8 +107,7 @@ def test_group_commit_runs_each_callers_work_in_that_callers_log_context(core):
 
     holder = threading.Thread(target=submit, args=("a", hold), name="a")
     holder.start()
-    while not core.group_commit._running:
-        pass
+    assert started.wait(10)
     queued = [threading.Thread(target=submit, args=(name, note(name)), name=name) for name in ("b", "c")]
     queued[0].start()
     while core.group_commit.waiting() < 1:
