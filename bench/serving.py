@@ -37,10 +37,10 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
 
 
-@dataclass
 BENCH_KEYS = ("SELFCARE_SIGNIN_KEY", "SELFCARE_WEB_SECRET", "SELFCARE_CARD_PIN_KEY")
 
 
+@dataclass
 class SelfcareServe:
     """A running `selfcare serve`; `stop()` sends SIGTERM and waits (use it in `finally`)."""
 
