@@ -40,6 +40,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from contextlib import nullcontext
 from typing import Callable, TypeVar
 
 from .uow import open_writer_transactions
@@ -139,7 +140,7 @@ class GroupCommitter:
         if any(lane.running or lane.queue for lane in self._lanes):
             raise RuntimeError("set_lanes() while batches run")
         self.lanes = lanes
-        self._lanes = [_Lane() for _ in range(lanes)]
+        self._reset()
 
     def waiting(self) -> int:
         """How many callers wait for a batch to start."""
@@ -240,16 +241,12 @@ class GroupCommitter:
                 self._local.uow = uow
                 try:
                     members = self._free_to_run(uow, batch)
-                    if len(members) == 1:  # alone: its own transaction is its savepoint
-                        self._run_one(uow, members[0], uow.atomic)
-                        if uow.needs_savepoints:
-                            raise _RunAgain()
-                    else:
-                        with uow.atomic():
-                            for ticket in members:
-                                self._run_one(uow, ticket, uow.isolated)
-                                if uow.needs_savepoints:
-                                    raise _RunAgain()
+                    alone = len(members) == 1  # then its own transaction is its savepoint
+                    with nullcontext() if alone else uow.atomic():
+                        for ticket in members:
+                            self._run_one(uow, ticket, uow.atomic if alone else uow.isolated)
+                            if uow.needs_savepoints:
+                                raise _RunAgain()
                 finally:
                     self._local.uow = None
         except _RunAgain:
