@@ -56,3 +56,32 @@ def any_core(request, tmp_path, clock):
     core = make_core(url, clock)
     yield core
     core.dispose()
+
+
+# -- a thread a test left behind must not hold the suite past its end ------------------------
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Python joins every non-daemon thread at exit, so one left blocked by a failed test (a barrier
+    whose party died, a socket never answered) would keep the finished run alive until CI's own
+    limit. Name them, and end with the status of the run."""
+    import os
+    import sys
+    import threading
+
+    left = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in left:
+        thread.join(5)
+    left = [t for t in left if t.is_alive()]
+    if left and _exit_status:
+        print(f"\nthreads still running after the tests, not waited for: {[t.name for t in left]}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])

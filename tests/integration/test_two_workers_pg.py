@@ -97,7 +97,7 @@ def run_workers(url: str, count: int, rounds: int = 2, jobs: list | None = None)
     `rounds` times, all started together; returns every SMS the workers' transports sent. `jobs`
     gets each worker's counts (job -> what it did, over its rounds)."""
     cores = [Core(url, clock=FixedClock(RUN_AT)) for _ in range(count)]
-    start = threading.Barrier(count)
+    start = threading.Barrier(count, timeout=60)
     failed: list = []
     counts = [Counter() for _ in cores]
 

@@ -84,7 +84,7 @@ class CrashingTransport(CountingTransport):
 
 def drain_in_threads(cores, transport: CountingTransport, **kw) -> None:
     """One dispatcher per core, all started together, each running until it finds nothing due."""
-    start = threading.Barrier(len(cores))
+    start = threading.Barrier(len(cores), timeout=60)
     errors = []
 
     def work(index, core):

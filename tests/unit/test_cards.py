@@ -178,7 +178,7 @@ def test_two_lines_racing_for_one_card_top_up_once(core):
     for msisdn in lines:
         open_prepaid(core, msisdn, balance="0")
     add_card(core)
-    results, start = [], threading.Barrier(len(lines))
+    results, start = [], threading.Barrier(len(lines), timeout=60)
 
     def take(msisdn):
         start.wait()
