@@ -8,6 +8,7 @@ third records what Kannel reports about a message we sent (`dlr-url`, see sms/di
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -68,11 +69,18 @@ def twilio_webhook(core, settings):
 def _allowed(settings, address: str | None) -> bool:
     if not settings.kannel_allow:
         return True
+    return _address_allowed(settings.kannel_allow, address)
+
+
+@functools.lru_cache(maxsize=256)
+def _address_allowed(allow: tuple[str, ...], address: str | None) -> bool:
+    # Remembered: Kannel calls from its box's one or two addresses, and parsing the address and
+    # every allowed network again was 2% of a serving process's CPU an SMS (py-spy, bench/README.md).
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
-    for entry in settings.kannel_allow:
+    for entry in allow:
         try:
             if ip in ipaddress.ip_network(entry.strip(), strict=False):
                 return True

@@ -112,6 +112,16 @@ def test_kannel_allow_list_accepts_a_listed_network(core, line):
     assert answer.status_code == 200
 
 
+def test_the_allow_list_answer_is_remembered_per_list_and_address(core, line):
+    """One process, two settings: an address allowed by one list is not by the other."""
+    inside = create_app(core, settings(kannel_allow=("127.0.0.0/8",))).test_client()
+    outside = create_app(core, settings(kannel_allow=("10.0.0.0/8", "not-a-network"))).test_client()
+    for client, status in [(inside, 200), (outside, 403), (inside, 200), (outside, 403)]:
+        answer = client.get("/sms/kannel", query_string={"from": PRE, "to": "2112", "id": f"m-{status}",
+                                                         "secret": SECRET})
+        assert answer.status_code == status
+
+
 def test_kannel_text_is_read_as_utf8_and_a_parameter_given_twice_counts_once(core, line):
     client = create_app(core, settings()).test_client()
     # "да" (Russian yes) to 700, percent-escaped as smsbox sends it: read as a yes, not a usage hint
