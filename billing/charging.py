@@ -32,7 +32,7 @@ def charge_sms(uow, msisdn: str, short_number: str, key: str) -> Charge:
     kind = f"sms:{short_number}"
     if line.plan == "prepaid":
         validity.require_may_spend(line, uow.clock.now().date())
-    if ledger.claim_and_charge(uow, key, kind, line, fee, kind) is None:
+    if ledger.claim_and_charge(uow, key, kind, line, fee, kind, may_hold=True) is None:
         return Charge(ledger.amount_of(uow, key), duplicate=True)
     report = report_for(uow, line)
     uow.commit()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from sqlalchemy import Column, DateTime, event
 from sqlalchemy.engine import Dialect
@@ -32,8 +32,8 @@ class DriverStatement:
         # Row locks where the database has them; SQLite has one writer at a time instead. A locked
         # read's first column is the id of the line (subscriber row) it locks.
         self.for_update = for_update
-        # A write that changes no line but the one whose id is this parameter, and no kept answer:
-        # the locked reads of other lines stay good after it (DriverConnection).
+        # A write that changes no line but the one whose id is this parameter (or those whose ids it
+        # lists), and no kept answer: the locked reads of other lines stay good after it.
         self.changes_line = changes_line
         # A plain SELECT changes nothing, so the savepoints held back before it need not be open yet.
         self.reads_only = self.sql[:7].upper() == "SELECT "
@@ -138,6 +138,8 @@ def watch_other_statements(engine) -> None:
         driver = connection.connection.info.get(_INFO_KEY)
         if driver is not None:
             driver.forget_locked()
+            if driver.before_statement is not None:
+                driver.write_held_first()
             if driver._deferred:
                 driver.send_deferred()
             if driver._elided and _statement.lstrip()[:7].upper() != "SELECT ":
@@ -198,6 +200,9 @@ class DriverConnection:
         # (statement, its parameters) -> (the line's id, kept through undos, rows): locked reads.
         self._locked: dict[tuple, tuple[int, bool, list]] = {}
         self.elide = False  # savepoints not sent at all (set by the unit of work per transaction)
+        # Writes the transaction holds back that any statement must see (a batch's claims,
+        # `UnitOfWork.hold(..., seen_by_statements=True)`): made before the next statement is sent.
+        self.before_statement: Callable[[], None] | None = None
         self._elided: list[str] = []  # savepoints open but never sent, outermost first
         self._clean_from = 0  # those from this index on saw no write
 
@@ -206,6 +211,8 @@ class DriverConnection:
             held = self._locked.get((statement, frozenset(params.items())))
             if held is not None:
                 return held[2]
+        if self.before_statement is not None:
+            self.write_held_first()
         rendered = statement.rendered(self.dialect)
         cursor = self._cursor
         if not statement.reads_only:
@@ -225,17 +232,33 @@ class DriverConnection:
         if rows:
             self._locked[(statement, frozenset(params.items()))] = (rows[0][0], kept, rows)
 
+    def forget_lines(self, line_ids) -> None:
+        """What was read of these lines may have changed (a write of ours, sent or held)."""
+        locked, changed = self._locked, set(line_ids)
+        for key in [key for key, (held_id, _, _) in locked.items() if held_id in changed]:
+            del locked[key]
+
     def forget_locked(self) -> None:
         """Something we cannot see into ran (SQLAlchemy's statements): read every line again."""
         self._locked.clear()
 
+    def write_held_first(self) -> None:
+        """A statement is about to be sent: the writes held for it go first."""
+        write, self.before_statement = self.before_statement, None
+        if write is not None:
+            write()
+
     def run(self, statement: DriverStatement, params: dict) -> int:
+        if self.before_statement is not None:
+            self.write_held_first()
         rendered = statement.rendered(self.dialect)
         self.before_write(statement, params)
         self._cursor.execute(rendered.sql, rendered.params(params))
         return self._cursor.rowcount
 
     def run_many(self, statement: DriverStatement, params: list[dict]) -> None:
+        if self.before_statement is not None:
+            self.write_held_first()
         rendered = statement.rendered(self.dialect)
         self.before_write()
         self._cursor.executemany(rendered.sql, [rendered.params(one) for one in params])
@@ -250,13 +273,24 @@ class DriverConnection:
             if line is None:
                 locked.clear()
             else:
-                line_id = params[line]
-                for key in [key for key, (held_id, _, _) in locked.items() if held_id == line_id]:
-                    del locked[key]
+                changed = params[line]
+                self.forget_lines(changed if isinstance(changed, list) else [changed])
         if self._deferred:
             self.send_deferred()
         if self._elided:
             self._clean_from = len(self._elided)
+
+    @property
+    def clean_from(self) -> int:
+        return self._clean_from
+
+    def wrote_inside(self, clean_from: int, containing: int, open_savepoints: int) -> None:
+        """What was just written (held writes, sent) belongs to the `containing` outermost of the
+        `open_savepoints` open, not to the others: only those are marked as holding a write, on top
+        of `clean_from`, the mark before it was sent. Savepoints this does not count (an ORM
+        session's) leave every open one marked."""
+        if self.elide and len(self._elided) == open_savepoints:
+            self._clean_from = max(clean_from, containing)
 
     def command(self, sql: str) -> None:
         """A savepoint statement (no parameters): held back on PostgreSQL, run now elsewhere."""
@@ -348,6 +382,7 @@ class DriverConnection:
         self._elided.clear()
         self._clean_from = 0
         self._locked.clear()
+        self.before_statement = None
 
 
 class TransactionFailed(RuntimeError):

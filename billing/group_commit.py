@@ -43,7 +43,7 @@ from collections import deque
 from contextlib import nullcontext
 from typing import Callable, TypeVar
 
-from .uow import open_writer_transactions
+from .uow import HeldWriteRefused, open_writer_transactions
 
 T = TypeVar("T")
 log = logging.getLogger("billing.group_commit")
@@ -249,10 +249,10 @@ class GroupCommitter:
                                 raise _RunAgain()
                 finally:
                     self._local.uow = None
-        except _RunAgain:
+        except (_RunAgain, HeldWriteRefused) as exc:  # a held claim found its key taken: at the commit
             for ticket, tried in zip(batch, tries):
                 ticket.result, ticket.error, ticket.tries = None, None, tried
-            raise
+            raise _RunAgain() from exc
         except BaseException as exc:
             self._failed(members, exc)
             if not isinstance(exc, Exception):

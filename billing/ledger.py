@@ -76,6 +76,26 @@ _CLAIM_AND_POST = {
         "SELECT claimed.id, moved.value FROM claimed, moved", binds=_STAMP, changes_line="line_id")
     for account, column in _COLUMN.items()
 }
+# PostgreSQL: the claims held by the members of a batch (`claim_and_post(..., may_hold=True)`), all
+# made in one statement over arrays: the server plans one statement a batch instead of one a charge
+# (bench/README.md). Returns how many keys it claimed; fewer than it was given means one was taken
+# meanwhile, and nothing of the batch may commit.
+_CLAIMS_AND_POSTS = {
+    account: DriverStatement(
+        "WITH input AS (SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:kinds AS text[]), "
+        "CAST(:line_ids AS integer[]), CAST(:deltas AS bigint[]), CAST(:entry_kinds AS text[]), "
+        "CAST(:created_ats AS timestamp[])) AS i (key, kind, line_id, delta, entry_kind, created_at)), "
+        "claimed AS (INSERT INTO operation (key, kind, subscriber_id, created_at) "
+        "SELECT key, kind, line_id, created_at FROM input ON CONFLICT (key) DO NOTHING RETURNING id, key), "
+        f"moved AS (UPDATE subscriber SET {column} = {column} + sums.total FROM (SELECT input.line_id, "
+        "SUM(input.delta) AS total FROM claimed JOIN input ON input.key = claimed.key GROUP BY input.line_id) sums "
+        "WHERE subscriber.id = sums.line_id RETURNING subscriber.id), "
+        "entry AS (INSERT INTO ledger_entry (operation_id, subscriber_id, account, delta_units, kind, created_at) "
+        "SELECT claimed.id, input.line_id, :account, input.delta, input.entry_kind, input.created_at "
+        "FROM claimed JOIN input ON input.key = claimed.key) "
+        "SELECT count(*) FROM claimed", changes_line="line_ids")
+    for account, column in _COLUMN.items()
+}
 _CLAIMED_AMOUNT = DriverStatement(
     "SELECT COALESCE(SUM(e.delta_units), 0) FROM ledger_entry e JOIN operation o ON o.id = e.operation_id "
     "WHERE o.key = :key AND e.account IN ('balance', 'current')")
@@ -113,9 +133,12 @@ def post(uow, line: Subscriber, account: str, delta: Decimal, op: Claim, kind: s
                      "entry_kind": kind, "created_at": uow.clock.now()})
 
 
-def claim_and_post(uow, key: str, kind: str, line, account: str, delta: Decimal, entry_kind: str) -> Claim | None:
+def claim_and_post(uow, key: str, kind: str, line, account: str, delta: Decimal, entry_kind: str, *,
+                   may_hold: bool = False) -> Claim | None:
     """`open_operation` then `post`, in one statement where the database allows: None, with nothing
-    posted, when the key was claimed before."""
+    posted, when the key was claimed before. `may_hold`: the caller needs no `Claim.id`, so in a
+    transaction that allows it (`uow.may_hold_writes`: a batch of group commit) the claim is held
+    and made with the others of the batch in one statement; the claim's id is None then."""
     units = to_units(delta)
     if uow.driver().dialect.name != "postgresql" or units == 0:
         op = open_operation(uow, key, kind, line)
@@ -124,6 +147,8 @@ def claim_and_post(uow, key: str, kind: str, line, account: str, delta: Decimal,
         return op
     now = uow.clock.now()
     uow.flush()
+    if may_hold and uow.may_hold_writes:
+        return _hold_claim(uow, key, kind, line, account, units, entry_kind, now)
     row = _CLAIM_AND_POST[account].row(uow, {"key": key, "kind": kind, "line_id": line.id, "delta": units,
                                              "account": account, "entry_kind": entry_kind, "created_at": now})
     if row is None:
@@ -132,6 +157,35 @@ def claim_and_post(uow, key: str, kind: str, line, account: str, delta: Decimal,
     op.posted_units[(line.id, account, entry_kind)] += units
     _keep_current(line, account, row[1])
     return op
+
+
+def _hold_claim(uow, key: str, kind: str, line, account: str, units: int, entry_kind: str, now) -> Claim | None:
+    # The line's row is locked by this transaction, so its figure after the claim is known here;
+    # what was read of the line is forgotten, so a later read of it is a statement, and every
+    # statement is sent after the held claims (UnitOfWork.hold).
+    if any(held["key"] == key for held in uow.held(_write_claims)):
+        return None  # a twin earlier in the batch holds it
+    uow.hold(_write_claims, {"key": key, "kind": kind, "line_id": line.id, "account": account, "delta": units,
+                             "entry_kind": entry_kind, "created_at": now}, seen_by_statements=True)
+    uow.driver().forget_lines([line.id])
+    op = Claim(None, key, kind, now)
+    op.posted_units[(line.id, account, entry_kind)] += units
+    _keep_current(line, account, getattr(line, _COLUMN[account]) + units)
+    return op
+
+
+def _write_claims(uow, claims: list[dict]) -> None:
+    by_account: dict[str, list[dict]] = {}
+    for claim in claims:
+        by_account.setdefault(claim["account"], []).append(claim)
+    for account, held in by_account.items():
+        made = _CLAIMS_AND_POSTS[account].scalar(uow, {
+            "keys": [c["key"] for c in held], "kinds": [c["kind"] for c in held],
+            "line_ids": [c["line_id"] for c in held], "deltas": [c["delta"] for c in held],
+            "entry_kinds": [c["entry_kind"] for c in held], "created_ats": [c["created_at"] for c in held],
+            "account": account})
+        if made != len(held):
+            uow.refuse_held(f"{len(held) - made} of {len(held)} held claims found their key taken")
 
 
 def _keep_current(line, account: str, new_value: int) -> None:
@@ -154,17 +208,18 @@ def charge(uow, line: Subscriber, amount: Decimal, op: Claim, kind: str) -> None
     post(uow, line, account, delta, op, kind)
 
 
-def claim_and_charge(uow, key: str, kind: str, line, amount: Decimal, entry_kind: str) -> Claim | None:
+def claim_and_charge(uow, key: str, kind: str, line, amount: Decimal, entry_kind: str, *,
+                     may_hold: bool = False) -> Claim | None:
     """Claim `key` and take the fee `amount` (the rule of `charge`); None when the key was claimed
     before. A fee the balance cannot pay is refused before anything is written, unless it is the
-    retry of a request that paid it (then None, like any retry)."""
+    retry of a request that paid it (then None, like any retry). `may_hold`: `claim_and_post`'s."""
     try:
         account, delta = _fee_posting(line, amount)
     except InsufficientBalance:
         if was_claimed(uow, key):
             return None
         raise
-    return claim_and_post(uow, key, kind, line, account, delta, entry_kind)
+    return claim_and_post(uow, key, kind, line, account, delta, entry_kind, may_hold=may_hold)
 
 
 def _fee_posting(line, amount: Decimal) -> tuple[str, Decimal]:

@@ -43,6 +43,12 @@ class TransactionBroken(RuntimeError):
     """A savepoint could not be undone, so the transaction holds work nobody may keep."""
 
 
+class HeldWriteRefused(TransactionBroken):
+    """A write held back (`hold(..., seen_by_statements=True)`) could not be made as it was held
+    (its key was claimed meanwhile): the transaction must not commit; its owner runs it again
+    without holding (`may_hold_writes` false)."""
+
+
 class UnitOfWork:
     def __init__(self, engine: Engine, session_factory, clock, tariffs, offers, *, writer: bool = True):
         self._engine = engine
@@ -60,6 +66,8 @@ class UnitOfWork:
         self._elide = False  # savepoints elided (`elide_savepoints`)
         self.needs_savepoints = False  # a block that wrote had to be undone with its savepoint elided
         self._held: list[tuple] = []  # (writer, item): writes held until the commit (`hold`)
+        self._seen_writers: set = set()  # writers whose held items go before any statement sent
+        self._marks: list[int] = []  # len(_held) when each open driver savepoint was opened, outermost first
 
     # -- the transaction's connection ------------------------------------------------------------
 
@@ -145,17 +153,60 @@ class UnitOfWork:
 
     # -- writes held until the commit -------------------------------------------------------------
 
-    def hold(self, writer: Callable[["UnitOfWork", list], None], item) -> None:
+    @property
+    def may_hold_writes(self) -> bool:
+        """True for a transaction its owner runs again when a held write turns out impossible (a
+        batch of group commit, savepoints elided): a claim may be held and made with the batch's
+        others in one statement (`billing.ledger`)."""
+        return self._elide
+
+    def hold(self, writer: Callable[["UnitOfWork", list], None], item, *, seen_by_statements: bool = False) -> None:
         """Hold `item` back until this transaction commits, then `writer(uow, items)` writes all the
         items it was given at once (a batch of kept answers is one statement, not one each). An
-        item held inside a savepoint that is undone is dropped with it."""
+        item held inside a savepoint that is undone is dropped with it. `seen_by_statements`: what
+        it writes must be there for any statement of this transaction, so the items held so far
+        are written before the next statement is sent, and before the other held writes."""
         self._held.append((writer, item))
+        if seen_by_statements:
+            self._seen_writers.add(writer)
+            self.driver().before_statement = self._write_seen
 
     def held(self, writer: Callable[["UnitOfWork", list], None]) -> list:
-        """The items held for `writer` so far, oldest first."""
+        """The items held for `writer` so far and not yet written, oldest first."""
         return [item for held_by, item in self._held if held_by is writer]
 
+    def _write_seen(self) -> None:
+        """The items held `seen_by_statements`, written now; their places stay in the list (a
+        savepoint undone drops what was held after its start), marked written."""
+        if self._driver is not None:
+            self._driver.before_statement = None
+        if not self._seen_writers:
+            return
+        by_writer: dict = {}
+        held, last = self._held, -1
+        for index, (writer, item) in enumerate(held):
+            if writer in self._seen_writers:
+                by_writer.setdefault(writer, []).append(item)
+                held[index] = (_written, None)
+                last = index
+        if last < 0:
+            return
+        driver = self.driver()
+        clean_from = driver.clean_from
+        for writer, items in by_writer.items():
+            writer(self, items)
+        # Written now, inside whatever savepoint is open; but an item belongs only to those open
+        # when it was held: a member refused after an earlier member's claim was written undoes
+        # nothing of its own, and the batch need not run again.
+        driver.wrote_inside(clean_from, sum(1 for mark in self._marks if mark <= last), len(self._marks))
+
+    def refuse_held(self, reason: str) -> None:
+        """A held write cannot be made as held: this transaction must not commit."""
+        self._broken = self.needs_savepoints = True
+        raise HeldWriteRefused(reason)
+
     def _write_held(self) -> None:
+        self._write_seen()
         held, self._held = self._held, []
         if not held:
             return
@@ -164,7 +215,8 @@ class UnitOfWork:
             self._driver.forget_deferred()  # the savepoints' RELEASEs: moot, it commits next
         by_writer: dict = {}
         for writer, item in held:
-            by_writer.setdefault(writer, []).append(item)
+            if writer is not _written:
+                by_writer.setdefault(writer, []).append(item)
         for writer, items in by_writer.items():
             writer(self, items)
 
@@ -268,6 +320,10 @@ class UnitOfWork:
             self._close()
 
 
+def _written(uow, items) -> None:
+    """The place of a held item already written (`_write_seen`)."""
+
+
 # atomic() as classes, not generator context managers: a batch of group commit enters two per caller.
 
 class _Outermost:
@@ -318,12 +374,15 @@ class _Savepoint:
             self.nested = None
             self.driver = uow.driver()
             self.driver.command(_SAVEPOINT[outer] if outer < 16 else f"SAVEPOINT uow_{outer}")
+            uow._marks.append(self.held)
         uow._depth = outer + 1
         return uow
 
     def __exit__(self, error_type, error, traceback) -> bool:
         uow, outer = self.uow, self.outer
         uow._depth = outer
+        if self.nested is None:
+            uow._marks.pop()
         try:
             if error_type is not None:
                 uow._undo(self._rollback)
