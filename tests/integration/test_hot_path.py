@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from billing import lines, memo, services
+from billing.charging import charge_sms
 from billing.driver_sql import DriverStatement
 from billing.errors import InsufficientBalance
 from billing.models import Operation
@@ -222,63 +223,58 @@ def test_a_batch_of_blank_sms_on_postgresql_is_three_statements(pg_url, clock, m
         core.dispose()
 
 
+@pytest.fixture
+def pg_lines(pg_url, clock):
+    from tests.conftest import make_core
+
+    core = make_core(pg_url, clock)
+    open_lines(core)
+    yield core
+    core.dispose()
+
+
 @pytest.mark.postgres
-def test_a_held_claim_whose_key_was_taken_runs_the_batch_again_and_charges_nobody_twice(pg_url, clock):
+def test_a_held_claim_whose_key_was_taken_runs_the_batch_again_and_charges_nobody_twice(pg_lines):
     """A batch holds its SMS fees' claims until one statement makes them all; a key another
     transaction claimed meanwhile (here: before, with no answer kept, so the batch could not know)
     makes that statement claim fewer than it was given: the batch runs again one claim a charge."""
-    from billing.charging import charge_sms
-    from tests.conftest import make_core
-
-    core = make_core(pg_url, clock)
-    try:
-        open_lines(core)
-        with core.uow() as uow:
-            uow.connection().exec_driver_sql(
-                "INSERT INTO operation (key, kind, created_at) VALUES ('taken', 'elsewhere', now())")
-            uow.commit()
-        outcomes = in_one_batch(core, [lambda uow: charge_sms(uow, RICH, "2112", "taken"),
-                                       lambda uow: charge_sms(uow, OTHER, "2112", "free")], lines=[RICH, OTHER])
-        assert [o.error for o in outcomes] == [None, None]
-        assert outcomes[0].result.duplicate and outcomes[0].result.fee == Decimal("0")
-        assert (outcomes[1].result.duplicate, outcomes[1].result.fee) == (False, Decimal("0.02"))
-        assert core.group_commit.redone == 1
-        assert services.balance_report(core.reader(), RICH).balance == Decimal("10.00")
-        assert services.balance_report(core.reader(), OTHER).balance == Decimal("4.98")
-        with core.reader() as uow:
-            assert services.audit(uow) == []
-    finally:
-        core.dispose()
+    core = pg_lines
+    with core.uow() as uow:
+        uow.connection().exec_driver_sql(
+            "INSERT INTO operation (key, kind, created_at) VALUES ('taken', 'elsewhere', now())")
+        uow.commit()
+    outcomes = in_one_batch(core, [lambda uow: charge_sms(uow, RICH, "2112", "taken"),
+                                   lambda uow: charge_sms(uow, OTHER, "2112", "free")], lines=[RICH, OTHER])
+    assert [o.error for o in outcomes] == [None, None]
+    assert outcomes[0].result.duplicate and outcomes[0].result.fee == Decimal("0")
+    assert (outcomes[1].result.duplicate, outcomes[1].result.fee) == (False, Decimal("0.02"))
+    assert core.group_commit.redone == 1
+    assert services.balance_report(core.reader(), RICH).balance == Decimal("10.00")
+    assert services.balance_report(core.reader(), OTHER).balance == Decimal("4.98")
+    with core.reader() as uow:
+        assert services.audit(uow) == []
 
 
 @pytest.mark.postgres
-def test_a_held_claim_goes_with_its_member_and_is_written_before_any_later_statement(pg_url, clock):
+def test_a_held_claim_goes_with_its_member_and_is_written_before_any_later_statement(pg_lines):
     """A member that fails after its fee was held leaves nothing (no statement was sent for it, so
     the batch need not run again); a later member that reads the same line reads it after the
     claims held so far were written."""
-    from billing.charging import charge_sms
-    from tests.conftest import make_core
+    core = pg_lines
 
-    core = make_core(pg_url, clock)
-    try:
-        open_lines(core)
+    def charge_then_fail(uow):
+        charge_sms(uow, RICH, "2112", "undone")
+        raise ZeroDivisionError("after the fee")
 
-        def charge_then_fail(uow):
-            charge_sms(uow, RICH, "2112", "undone")
-            raise ZeroDivisionError("after the fee")
-
-        outcomes = in_one_batch(core, [lambda uow: charge_sms(uow, RICH, "2112", "first"), charge_then_fail,
-                                       lambda uow: charge_sms(uow, OTHER, "2112", "other"),
-                                       lambda uow: charge_sms(uow, RICH, "2112", "second")],
-                                lines=[RICH, RICH, OTHER, RICH])
-        first, failed, other, second = outcomes
-        assert isinstance(failed.error, ZeroDivisionError)
-        assert first.result.report.balance == Decimal("9.98") and second.result.report.balance == Decimal("9.96")
-        assert other.result.report.balance == Decimal("4.98")
-        assert core.group_commit.redone == 0
-        assert services.balance_report(core.reader(), RICH).balance == Decimal("9.96")
-        with core.reader() as uow:
-            assert services.audit(uow) == []
-            assert uow.session.execute(select(Operation.key).where(Operation.key == "undone")).first() is None
-    finally:
-        core.dispose()
+    first, failed, other, second = in_one_batch(
+        core, [lambda uow: charge_sms(uow, RICH, "2112", "first"), charge_then_fail,
+               lambda uow: charge_sms(uow, OTHER, "2112", "other"), lambda uow: charge_sms(uow, RICH, "2112", "second")],
+        lines=[RICH, RICH, OTHER, RICH])
+    assert isinstance(failed.error, ZeroDivisionError)
+    assert first.result.report.balance == Decimal("9.98") and second.result.report.balance == Decimal("9.96")
+    assert other.result.report.balance == Decimal("4.98")
+    assert core.group_commit.redone == 0
+    assert services.balance_report(core.reader(), RICH).balance == Decimal("9.96")
+    with core.reader() as uow:
+        assert services.audit(uow) == []
+        assert uow.session.execute(select(Operation.key).where(Operation.key == "undone")).first() is None
