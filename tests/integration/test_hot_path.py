@@ -207,11 +207,11 @@ def test_a_batch_of_blank_sms_on_postgresql_is_three_statements(pg_url, clock, m
         assert [o.error for o in outcomes] == [None, None]
         assert "Balansınız: 9.96 AZN." in outcomes[0].result.text
         assert "Balansınız: 4.98 AZN." in outcomes[1].result.text
-        batch = sent[sent.index("WITH wanted AS (SELECT id, msisdn FROM s"):]
+        batch = sent[sent.index("WITH taken AS MATERIALIZED (SELECT id, m"):]
         assert batch == [
             # the batch's lines locked and read, unless held elsewhere, with the answers kept for its keys
-            "WITH wanted AS (SELECT id, msisdn FROM s",
-            "WITH input AS (SELECT * FROM unnest(CAST",  # both members' claims, balances and entries
+            "WITH taken AS MATERIALIZED (SELECT id, m",
+            "WITH input AS (SELECT * FROM json_to_rec",  # both members' claims, balances and entries
             "INSERT INTO operation (key, kind, subscr",  # both answers, kept with the commit
         ]
         assert core.group_commit.redone == 0
