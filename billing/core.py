@@ -116,14 +116,14 @@ class Core:
         # SQLite: questions that change nothing must not queue behind writers for the write lock.
         self.read_engine = make_engine(self.db_url, writer=False) if self.db_url.startswith("sqlite") else self.engine
         # Concurrent writes of this process share transactions and commits (billing.group_commit).
-        # On PostgreSQL a batch leaves for later the members whose line another process's batch holds.
-        # There its batches also run without savepoints, and again with them only when one is needed,
-        # and in `batch_lanes` lanes side by side (selfcare.serve.batch_lanes; SQLite has one writer
-        # at a time: one lane).
+        # A batch reads its lines at its start (on PostgreSQL leaving for later the members whose
+        # line another process's batch holds), runs without savepoints, and again with them only
+        # when one is needed. On PostgreSQL batches run in `batch_lanes` lanes side by side
+        # (selfcare.serve.batch_lanes; SQLite has one writer at a time: one lane).
         postgres = self.engine.dialect.name == "postgresql"
         self.group_commit = GroupCommitter(self._batch_uow, retryable=_deadlock_or_serialization_failure,
-                                           take_lines=lines.take_free if postgres else None,
-                                           elide_savepoints=postgres,
+                                           take_lines=lines.take_free,
+                                           elide_savepoints=True,
                                            lanes=batch_lanes if postgres else 1)
 
     def uow(self, at=None) -> UnitOfWork:

@@ -71,10 +71,11 @@ class DriverStatement:
         """For statements that return no rows: how many rows they changed."""
         return uow.driver().run(self, params)
 
-    def run_many(self, uow, params: list[dict]) -> None:
+    def run_many(self, uow, params: list[dict]) -> int:
         """The statement once for each set of parameters (SQLite: a loop in C; on PostgreSQL psycopg
-        pipelines it, which costs more Python than one statement over arrays)."""
-        uow.driver().run_many(self, params)
+        pipelines it, which costs more Python than one statement over arrays): how many rows it
+        changed in all."""
+        return uow.driver().run_many(self, params)
 
 
 class _Rendered:
@@ -256,12 +257,14 @@ class DriverConnection:
         self._cursor.execute(rendered.sql, rendered.params(params))
         return self._cursor.rowcount
 
-    def run_many(self, statement: DriverStatement, params: list[dict]) -> None:
+    def run_many(self, statement: DriverStatement, params: list[dict]) -> int:
         if self.before_statement is not None:
             self.write_held_first()
         rendered = statement.rendered(self.dialect)
-        self.before_write()
+        line = statement.changes_line
+        self.before_write(statement, {line: [one[line] for one in params]} if line is not None else None)
         self._cursor.executemany(rendered.sql, [rendered.params(one) for one in params])
+        return self._cursor.rowcount
 
     def before_write(self, statement: DriverStatement | None = None, params: dict | None = None) -> None:
         """A statement that may change something is about to run: the savepoints it belongs in are
@@ -293,12 +296,13 @@ class DriverConnection:
             self._clean_from = max(clean_from, containing)
 
     def command(self, sql: str) -> None:
-        """A savepoint statement (no parameters): held back on PostgreSQL, run now elsewhere."""
-        if not self._defers:
-            self._cursor.execute(sql)
-            return
+        """A savepoint statement (no parameters): held back on PostgreSQL, run now elsewhere (not at
+        all when elided)."""
         if self.elide:
             self._elide(sql)
+            return
+        if not self._defers:
+            self._cursor.execute(sql)
             return
         deferred = self._deferred
         if sql.startswith("SAVEPOINT "):
@@ -344,7 +348,7 @@ class DriverConnection:
             self._clean_from = min(self._clean_from, len(elided))
             if wrote:
                 raise SavepointElided(f"savepoint {name} was never sent and something was written inside it")
-            if self._raw.info.transaction_status == _IN_ERROR:
+            if self._defers and self._raw.info.transaction_status == _IN_ERROR:
                 raise TransactionFailed(f"a statement failed inside savepoint {name}, which was never sent")
             return
         deferred = self._deferred

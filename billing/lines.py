@@ -93,6 +93,14 @@ _TAKE_FREE = DriverStatement(
     "FROM subscriber wanted LEFT JOIN taken ON taken.id = wanted.id "
     "WHERE wanted.msisdn = ANY(CAST(:msisdns AS text[]))",
     columns=(_TABLE.c.msisdn, *_TABLE.columns))
+# SQLite: the same read, in the same shape; the batch's BEGIN IMMEDIATE took the one write lock, so
+# every line is free. The lists go as JSON (SQLite has no arrays).
+_READ_AHEAD = DriverStatement(
+    f"SELECT msisdn, {', '.join(c.name for c in _TABLE.columns)}, "
+    "(SELECT json_group_object(key, reply) FROM operation "
+    "WHERE key IN (SELECT value FROM json_each(:op_keys)) AND reply IS NOT NULL) "
+    "FROM subscriber WHERE msisdn IN (SELECT value FROM json_each(:msisdns))",
+    columns=(_TABLE.c.msisdn, *_TABLE.columns))
 
 
 def take_free(uow, wanted: list[tuple[str, str | None]]) -> set[str]:
@@ -102,7 +110,11 @@ def take_free(uow, wanted: list[tuple[str, str | None]]) -> set[str]:
     the answers of the requests' own locked reads to come (`lock_with_reply`, `snapshot`). Run
     before any savepoint is opened: no undo can reach back past what it read."""
     msisdns = sorted({line for line, _ in wanted})
-    rows = _TAKE_FREE.rows(uow, {"msisdns": msisdns, "op_keys": sorted({key for _, key in wanted if key})})
+    op_keys = sorted({key for _, key in wanted if key})
+    if uow.driver().dialect.name == "postgresql":
+        rows = _TAKE_FREE.rows(uow, {"msisdns": msisdns, "op_keys": op_keys})
+    else:
+        rows = _READ_AHEAD.rows(uow, {"msisdns": json.dumps(msisdns), "op_keys": json.dumps(op_keys)})
     kept = json.loads(rows[0][-1]) if rows and rows[0][-1] else {}
     busy, taken = set(), {}
     for row in rows:

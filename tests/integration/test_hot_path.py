@@ -127,6 +127,10 @@ class _Recording:
         self._sent.append(sql)
         return self._cursor.execute(sql, *args, **kwargs)
 
+    def executemany(self, sql, *args, **kwargs):
+        self._sent.append(sql)
+        return self._cursor.executemany(sql, *args, **kwargs)
+
     def __getattr__(self, name):
         return getattr(self._cursor, name)
 
@@ -149,7 +153,7 @@ def test_a_read_that_fails_in_a_batch_leaves_nobody_told_done_unless_committed(l
     assert set(replies(core, "before", "after")) == told_done
     if core.engine.dialect.name == "postgresql":
         assert told_done == set()
-    else:  # SQLite's savepoints are sent at once: only the failing member is undone
+    else:  # a failed statement leaves SQLite's transaction usable: only the failing member is undone
         assert told_done == {"before", "after"}
     assert core.group_commit.submit(lambda uow: services.charge_sms(uow, RICH, "2112", "next")).fee == Decimal("0.02")
 
@@ -223,25 +227,59 @@ def test_a_batch_of_blank_sms_on_postgresql_is_three_statements(pg_url, clock, m
         core.dispose()
 
 
-@pytest.fixture
-def pg_lines(pg_url, clock):
-    from tests.conftest import make_core
+def test_a_batch_of_blank_sms_on_sqlite_is_four_statements_and_a_line_charged_twice_four_more(core, monkeypatch):
+    import billing.uow
 
-    core = make_core(pg_url, clock)
     open_lines(core)
-    yield core
-    core.dispose()
+    handle_sms(core, RICH, "2112", "", "warm-up")
+    sent = []
+    original = billing.uow.driver_for
+
+    def recorded(connection):
+        driver = original(connection)
+        if not isinstance(driver._cursor, _Recording):
+            driver._cursor = _Recording(driver._cursor, sent)
+        return driver
+    monkeypatch.setattr(billing.uow, "driver_for", recorded)
+
+    def ask(msisdn, key):
+        return lambda uow: handle_sms(core, msisdn, "2112", "", key)
+
+    outcomes = in_one_batch(core, [ask(RICH, "s1"), ask(OTHER, "s2"), ask(RICH, "s3")],
+                            lines=[RICH, OTHER, RICH], keys=["s1", "s2", "s3"])
+    assert [o.error for o in outcomes] == [None, None, None]
+    assert "Balansınız: 9.96 AZN." in outcomes[0].result.text
+    assert "Balansınız: 4.98 AZN." in outcomes[1].result.text
+    assert "Balansınız: 9.94 AZN." in outcomes[2].result.text
+    start = next(i for i, sql in enumerate(sent) if sql.startswith("SELECT msisdn, id, msisdn"))
+    claims = [  # each statement run over all the claims held so far (executemany)
+        "INSERT INTO operation (key, kind, subscr",  # the claims
+        "UPDATE subscriber SET balance_units = ba",  # their lines' balances
+        "INSERT INTO ledger_entry (operation_id, ",  # their entries
+    ]
+    assert [sql[:40] for sql in sent[start:]] == [
+        "SELECT msisdn, id, msisdn, plan, status,",  # the batch's lines read, with the answers kept for its keys
+        *claims,  # s1's and s2's: s3 reads its line again, after them
+        "SELECT id, msisdn, plan, status, languag",
+        *claims,  # s3's, with the commit
+        "INSERT INTO operation (key, kind, subscr",  # the three answers
+    ]  # no savepoint sent
+    assert core.group_commit.redone == 0
+    assert services.balance_report(core.reader(), RICH).balance == Decimal("9.94")
+    assert services.balance_report(core.reader(), OTHER).balance == Decimal("4.98")
+    assert set(replies(core, "s1", "s2", "s3")) == {"s1", "s2", "s3"}
+    with core.reader() as uow:
+        assert services.audit(uow) == []
 
 
-@pytest.mark.postgres
-def test_a_held_claim_whose_key_was_taken_runs_the_batch_again_and_charges_nobody_twice(pg_lines):
+def test_a_held_claim_whose_key_was_taken_runs_the_batch_again_and_charges_nobody_twice(lines_open):
     """A batch holds its SMS fees' claims until one statement makes them all; a key another
     transaction claimed meanwhile (here: before, with no answer kept, so the batch could not know)
     makes that statement claim fewer than it was given: the batch runs again one claim a charge."""
-    core = pg_lines
+    core = lines_open
     with core.uow() as uow:
         uow.connection().exec_driver_sql(
-            "INSERT INTO operation (key, kind, created_at) VALUES ('taken', 'elsewhere', now())")
+            "INSERT INTO operation (key, kind, created_at) VALUES ('taken', 'elsewhere', CURRENT_TIMESTAMP)")
         uow.commit()
     outcomes = in_one_batch(core, [lambda uow: charge_sms(uow, RICH, "2112", "taken"),
                                    lambda uow: charge_sms(uow, OTHER, "2112", "free")], lines=[RICH, OTHER])
@@ -255,12 +293,11 @@ def test_a_held_claim_whose_key_was_taken_runs_the_batch_again_and_charges_nobod
         assert services.audit(uow) == []
 
 
-@pytest.mark.postgres
-def test_a_held_claim_goes_with_its_member_and_is_written_before_any_later_statement(pg_lines):
+def test_a_held_claim_goes_with_its_member_and_is_written_before_any_later_statement(lines_open):
     """A member that fails after its fee was held leaves nothing (no statement was sent for it, so
     the batch need not run again); a later member that reads the same line reads it after the
     claims held so far were written."""
-    core = pg_lines
+    core = lines_open
 
     def charge_then_fail(uow):
         charge_sms(uow, RICH, "2112", "undone")
