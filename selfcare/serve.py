@@ -39,24 +39,25 @@ log = logging.getLogger("selfcare.serve")
 # Python threads per serving process running the Flask app (Granian's "blocking threads"), and
 # serving processes per core; the connections themselves are Granian's, in Rust, however many
 # Kannel keeps open. Measured through a real Kannel on the group-commit charge path
-# (bench/README.md): on SQLite 2 processes × 4 threads (1,097 SMS/s; × 1 thread 606/s, × 8 931/s,
-# 3 × 4 952/s): the threads of a process share one commit, the processes queue for the one write
-# lock. On PostgreSQL, with four statements a charged SMS, 2 processes × 16 threads (1,439–1,536/s;
-# 2 × 8 1,197–1,427/s, 2 × 24 1,403–1,604/s, 2 × 32 1,354–1,375/s, 3 × 8 1,283–1,459/s, 4 × 8
-# 1,311–1,320/s, 1 × 32 1,138–1,228/s): more threads a process make bigger batches (fewer
-# commits, pings and checkouts a charge), one process a core keeps both CPUs busy.
-HTTP_THREADS_SQLITE = 4
-HTTP_THREADS_POSTGRESQL = 16
+# (bench/README.md): 2 processes × 16 threads on both databases. On SQLite, now that a batch's
+# fees are made together (2026-12-03): 1,231–1,576 SMS/s against 927–1,276/s with × 4, 972–1,402/s
+# × 8, 1,370–1,375/s × 24, 1,197–1,432/s for 1 × 16 (the processes queue for the one write lock,
+# each batch pays for its BEGIN, read ahead and commit). On PostgreSQL, with four statements a
+# charged SMS, 1,439–1,536/s (2 × 8 1,197–1,427/s, 2 × 24 1,403–1,604/s, 2 × 32 1,354–1,375/s,
+# 3 × 8 1,283–1,459/s, 4 × 8 1,311–1,320/s, 1 × 32 1,138–1,228/s): more threads a process make
+# bigger batches (fewer commits, pings and checkouts a charge), one process a core keeps both
+# CPUs busy.
+HTTP_THREADS = 16
 PROCESSES_PER_CORE_SQLITE = 1
 PROCESSES_PER_CORE_POSTGRESQL = 1
 
 
-def http_threads(db_url: str) -> int:
-    """$SELFCARE_HTTP_THREADS, or the measured best for the database."""
+def http_threads() -> int:
+    """$SELFCARE_HTTP_THREADS, or the measured best (the same on both databases)."""
     configured = os.environ.get("SELFCARE_HTTP_THREADS")
     if configured:
         return max(1, int(configured))
-    return HTTP_THREADS_SQLITE if db_url.startswith("sqlite") else HTTP_THREADS_POSTGRESQL
+    return HTTP_THREADS
 
 
 # Granian's backpressure counts connections, not requests: each process must take the whole of
@@ -300,7 +301,7 @@ def serve_forever(core: Core, settings: Settings | None = None, processes: int |
     warn_about_demo_keys()
     metrics_dir, metrics_dir_created = use_metrics_dir()
     host, port = settings.http
-    threads = http_threads(core.db_url)
+    threads = http_threads()
     tree = _granian_tree()(
         "selfcare.http:app_from_env",  # what Granian names in its logs; the loader below is what runs
         address=host, port=port, interface=Interfaces.WSGI, workers=processes,
