@@ -53,7 +53,7 @@ _STAMP = {"created_at": _OPERATION.c.created_at.type}
 # a second. Plain SQL that SQLite (>= 3.35) and PostgreSQL both speak.
 _CLAIM = DriverStatement(
     "INSERT INTO operation (key, kind, subscriber_id, created_at) "
-    "VALUES (:key, :kind, :subscriber_id, :created_at) ON CONFLICT (key) DO NOTHING RETURNING id",
+    "VALUES (:key, :kind, :line_id, :created_at) ON CONFLICT (key) DO NOTHING RETURNING id",
     binds=_STAMP)
 _CLAIMED = DriverStatement("SELECT id FROM operation WHERE key = :key")
 _INCREMENT = {
@@ -100,15 +100,11 @@ _CLAIMS_AND_POSTS = {
 # SQLite: the same as three statements each run over the batch's claims (`executemany`: a loop in
 # C, cheaper there than one statement reading the claims from JSON). The claims are counted before
 # anything else is written: fewer than given means nothing may commit.
-_CLAIM_EACH = DriverStatement(
-    "INSERT INTO operation (key, kind, subscriber_id, created_at) "
-    "VALUES (:key, :kind, :line_id, :created_at) ON CONFLICT (key) DO NOTHING", binds=_STAMP,
-    changes_line="line_id")
-_POST_EACH = {
-    account: DriverStatement(f"UPDATE subscriber SET {column} = {column} + :delta WHERE id = :line_id",
-                             changes_line="line_id")
-    for account, column in _COLUMN.items()
-}
+# (`_CLAIM` and `_INCREMENT` without what they return: sqlite3 counts no rows changed by a statement
+# that returns some.)
+_CLAIM_EACH = DriverStatement(_CLAIM.sql.removesuffix(" RETURNING id"), binds=_STAMP, changes_line="line_id")
+_POST_EACH = {account: DriverStatement(increment.sql.rsplit(" RETURNING ", 1)[0], changes_line="line_id")
+              for account, increment in _INCREMENT.items()}
 _ENTRY_EACH = DriverStatement(
     "INSERT INTO ledger_entry (operation_id, subscriber_id, account, delta_units, kind, created_at) "
     "SELECT id, :line_id, :account, :delta, :entry_kind, :created_at FROM operation WHERE key = :key",
@@ -126,7 +122,7 @@ def open_operation(uow, key: str, kind: str, line: Subscriber | None = None) -> 
     """
     now = uow.clock.now()
     uow.flush()  # an ORM-added line must exist before an operation names it
-    op_id = _CLAIM.scalar(uow, {"key": key, "kind": kind, "subscriber_id": line.id if line else None,
+    op_id = _CLAIM.scalar(uow, {"key": key, "kind": kind, "line_id": line.id if line else None,
                                 "created_at": now})
     if op_id is None:
         return None
