@@ -21,8 +21,9 @@ finished batch's runner hands to the first of them (so no caller runs more than 
 retries of it). Nobody waits for a batch to fill, and one caller alone switches no thread: it pays
 no more than a commit of its own.
 
-On PostgreSQL a batch first runs with its savepoints elided (none sent; a subtransaction a member
-cost the server more than the member's own statements): a refusal that comes before anything is
+A batch (as `Core` makes them) first runs with its savepoints elided (none sent; on PostgreSQL a
+subtransaction a member cost the server more than the member's own statements, on SQLite they were
+two of a member's statements): a refusal that comes before anything is
 written needs no undo, and when a member that wrote must be undone, the transaction is rolled back
 and the batch run again with savepoints, unseen by its callers. A committer may also run lanes,
 queues whose batches run side by side on their own connections, each member in its line's lane.
@@ -109,12 +110,12 @@ class GroupCommitter:
         self.lanes = lanes
         self._open_uow = open_uow
         # take_lines(uow, [(line, key), ...]): lock those of the lines no other transaction holds,
-        # without waiting, and name the ones held elsewhere (PostgreSQL; None where one writer runs
-        # at a time). It may read ahead what the members will read first (their lines, the answers
+        # without waiting, and name the ones held elsewhere (none where one writer runs at a time:
+        # SQLite). It may read ahead what the members will read first (their lines, the answers
         # kept for their keys).
         self._take_lines = take_lines
-        # Batches first run with their savepoints elided (PostgreSQL: billing.driver_sql), and again
-        # with them only when a member that wrote has to be undone.
+        # Batches first run with their savepoints elided (billing.driver_sql), and again with them
+        # only when a member that wrote has to be undone.
         self._elide = elide_savepoints
         self.max_batch = max_batch
         self._retryable = retryable

@@ -151,7 +151,7 @@ def claim_and_post(uow, key: str, kind: str, line, account: str, delta: Decimal,
     """`open_operation` then `post`, in one statement where the database allows: None, with nothing
     posted, when the key was claimed before. `may_hold`: the caller needs no `Claim.id`, so in a
     transaction that allows it (`uow.may_hold_writes`: a batch of group commit) the claim is held
-    and made with the others of the batch in one statement; the claim's id is None then."""
+    and made with the others of the batch (`_write_claims`); the claim's id is None then."""
     units = to_units(delta)
     if units != 0 and may_hold and uow.may_hold_writes:
         uow.flush()

@@ -88,7 +88,7 @@ class UnitOfWork:
 
     def elide_savepoints(self) -> None:
         """For a transaction its owner can run again from the start (a batch of group commit): its
-        savepoints are not sent (PostgreSQL; `billing.driver_sql`). When a block that wrote has to
+        savepoints are not sent (`billing.driver_sql`). When a block that wrote has to
         be undone, `needs_savepoints` turns true and the transaction will not commit: run it again
         without this."""
         if self._connection is not None:
