@@ -108,7 +108,8 @@ def take_free(uow, wanted: list[tuple[str, str | None]]) -> set[str]:
     recall its kept answer first, or None) that no other transaction holds, without waiting for
     any; the ones held elsewhere (numbers no line has are neither). The rows and answers read are
     the answers of the requests' own locked reads to come (`lock_with_reply`, `snapshot`). Run
-    before any savepoint is opened: no undo can reach back past what it read."""
+    before any savepoint is opened: no undo can reach back past what it read. On SQLite the batch
+    holds the one write lock, so every line is free and this only reads."""
     msisdns = sorted({line for line, _ in wanted})
     op_keys = sorted({key for _, key in wanted if key})
     if uow.driver().dialect.name == "postgresql":
