@@ -44,7 +44,8 @@ class LineSnapshot(SimpleNamespace):
 
 
 _TABLE = Subscriber.__table__
-_ROW_BY_NUMBER_SQL = f"SELECT {', '.join(c.name for c in _TABLE.columns)} FROM subscriber WHERE msisdn = :msisdn"
+_COLUMNS = ", ".join(c.name for c in _TABLE.columns)  # a line's columns, as every read of a line selects them
+_ROW_BY_NUMBER_SQL = f"SELECT {_COLUMNS} FROM subscriber WHERE msisdn = :msisdn"
 _ROW_BY_NUMBER = DriverStatement(_ROW_BY_NUMBER_SQL, columns=_TABLE.columns)
 _ROW_BY_NUMBER_LOCKED = DriverStatement(_ROW_BY_NUMBER_SQL, columns=_TABLE.columns, for_update=True)
 
@@ -85,7 +86,7 @@ def lock_with_reply(uow, msisdn: str, key: str) -> tuple[bool, str | None]:
 # keys (as one JSON object, on every row). Both reads of the lines go by the number's index: a
 # semi-join on the ids let the planner scan the whole table once a batch (bench/README.md).
 _TAKE_FREE = DriverStatement(
-    f"WITH taken AS MATERIALIZED (SELECT {', '.join(c.name for c in _TABLE.columns)} FROM subscriber "
+    f"WITH taken AS MATERIALIZED (SELECT {_COLUMNS} FROM subscriber "
     "WHERE msisdn = ANY(CAST(:msisdns AS text[])) ORDER BY id FOR UPDATE SKIP LOCKED) "
     f"SELECT wanted.msisdn, {', '.join('taken.' + c.name for c in _TABLE.columns)}, "
     "(SELECT json_object_agg(key, reply) FROM operation "
@@ -96,7 +97,7 @@ _TAKE_FREE = DriverStatement(
 # SQLite: the same read, in the same shape; the batch's BEGIN IMMEDIATE took the one write lock, so
 # every line is free. The lists go as JSON (SQLite has no arrays).
 _READ_AHEAD = DriverStatement(
-    f"SELECT msisdn, {', '.join(c.name for c in _TABLE.columns)}, "
+    f"SELECT msisdn, {_COLUMNS}, "
     "(SELECT json_group_object(key, reply) FROM operation "
     "WHERE key IN (SELECT value FROM json_each(:op_keys)) AND reply IS NOT NULL) "
     "FROM subscriber WHERE msisdn IN (SELECT value FROM json_each(:msisdns))",
