@@ -38,7 +38,9 @@ def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # A SQLite connection is a file handle, not a server slot: never make a call wait for one (with
     # a thousand calls at once a bounded pool ran dry and callers heard "service unavailable").
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+    # cached_statements: the batches' statements are rendered for each count of rows (RowsStatement),
+    # and sqlite3's 128 prepared statements a connection would not hold them all.
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30, "cached_statements": 512},
                            pool_size=64, max_overflow=-1)
     # Held from a writer's BEGIN until its connection goes back to the pool (after COMMIT or
     # ROLLBACK), so a unit of work holds it only while its transaction is open.
@@ -54,6 +56,7 @@ def _sqlite_engine(url: str, *, writer: bool = True) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
     # BEGIN goes straight to the driver: through SQLAlchemy's execute it cost a third of a charge.

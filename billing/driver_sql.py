@@ -71,11 +71,51 @@ class DriverStatement:
         """For statements that return no rows: how many rows they changed."""
         return uow.driver().run(self, params)
 
-    def run_many(self, uow, params: list[dict]) -> int:
-        """The statement once for each set of parameters (SQLite: a loop in C; on PostgreSQL psycopg
-        pipelines it, which costs more Python than one statement over arrays): how many rows it
-        changed in all."""
-        return uow.driver().run_many(self, params)
+
+
+class RowsStatement:
+    """SQLite: a write over the rows of a batch in one statement, where `executemany` runs one per
+    row. `{rows}` in the SQL stands for the rows as a table of `columns`; the text is rendered once
+    for each count of rows (`VALUES (?, ?), (?, ?), ...`). One statement steps once, and so lets the
+    GIL go once, where `executemany` steps once a row: with the batch's callers waking on the other
+    core, each let-go handed the GIL over (bench/README.md). `binds` and `changes_line` are
+    `DriverStatement`'s."""
+
+    def __init__(self, sql: str, columns: Iterable[str], *, binds: Mapping[str, TypeEngine] | None = None,
+                 changes_line: str | None = None):
+        self.sql = " ".join(sql.split())
+        if "{rows}" not in self.sql:
+            raise ValueError("a RowsStatement names its rows as {rows}")
+        self.columns = tuple(columns)
+        self.binds = dict(binds or {})
+        self.changes_line = changes_line
+        self._by_count: dict[int, str] = {}
+        self._converters: dict[int, tuple] = {}
+
+    def rendered(self, count: int) -> str:
+        sql = self._by_count.get(count)
+        if sql is None:
+            names = ", ".join(f"column{index} AS {name}" for index, name in enumerate(self.columns, 1))
+            row = "(" + ", ".join("?" * len(self.columns)) + ")"
+            sql = self._by_count[count] = self.sql.replace(
+                "{rows}", f"(SELECT {names} FROM (VALUES {', '.join([row] * count)}))")
+        return sql
+
+    def values(self, rows: list[dict], dialect: Dialect) -> list:
+        """The rows' values in the order of the rendered text's parameters, converted by their types."""
+        pairs = self._converters.get(id(dialect))
+        if pairs is None:
+            pairs = []
+            for name in self.columns:
+                kind = self.binds.get(name)
+                processor = kind.dialect_impl(dialect).bind_processor(dialect) if kind is not None else None
+                pairs.append((name, None if processor is None else _faster(kind, dialect, processor)))
+            pairs = self._converters[id(dialect)] = tuple(pairs)
+        return [row[name] if convert is None else convert(row[name]) for row in rows for name, convert in pairs]
+
+    def run(self, uow, rows: list[dict]) -> int:
+        """How many rows it changed."""
+        return uow.driver().run_rows(self, rows)
 
 
 class _Rendered:
@@ -257,16 +297,18 @@ class DriverConnection:
         self._cursor.execute(rendered.sql, rendered.params(params))
         return self._cursor.rowcount
 
-    def run_many(self, statement: DriverStatement, params: list[dict]) -> int:
+    def run_rows(self, statement: RowsStatement, rows: list[dict]) -> int:
+        if self.dialect.name != "sqlite":
+            raise NotImplementedError("RowsStatement is SQLite's")
         if self.before_statement is not None:
             self.write_held_first()
-        rendered = statement.rendered(self.dialect)
         line = statement.changes_line
-        self.before_write(statement, {line: [one[line] for one in params]} if line is not None else None)
-        self._cursor.executemany(rendered.sql, [rendered.params(one) for one in params])
+        self.before_write(statement, {line: [row[line] for row in rows]} if line is not None else None)
+        self._cursor.execute(statement.rendered(len(rows)), statement.values(rows, self.dialect))
         return self._cursor.rowcount
 
-    def before_write(self, statement: DriverStatement | None = None, params: dict | None = None) -> None:
+    def before_write(self, statement: "DriverStatement | RowsStatement | None" = None,
+                     params: dict | None = None) -> None:
         """A statement that may change something is about to run: the savepoints it belongs in are
         sent first, or, elided, noted as holding a write; the locked reads it may change are
         forgotten (`statement` with `params`, if it names the one line it changes)."""

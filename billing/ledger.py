@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .driver_sql import DriverStatement
+from .driver_sql import DriverStatement, RowsStatement
 from .errors import InsufficientBalance
 from .models import Operation, Subscriber
 from .money import from_units, to_units
@@ -97,18 +97,25 @@ _CLAIMS_AND_POSTS = {
         "SELECT count(*) FROM claimed", changes_line="line_ids")
     for account, column in _COLUMN.items()
 }
-# SQLite: the same as three statements each run over the batch's claims (`executemany`: a loop in
-# C, cheaper there than one statement reading the claims from JSON). The claims are counted before
-# anything else is written: fewer than given means nothing may commit.
-# (`_CLAIM` and `_INCREMENT` without what they return: sqlite3 counts no rows changed by a statement
-# that returns some.)
-_CLAIM_EACH = DriverStatement(_CLAIM.sql.removesuffix(" RETURNING id"), binds=_STAMP, changes_line="line_id")
-_POST_EACH = {account: DriverStatement(increment.sql.rsplit(" RETURNING ", 1)[0], changes_line="line_id")
-              for account, increment in _INCREMENT.items()}
-_ENTRY_EACH = DriverStatement(
+# SQLite: the same as three statements over the batch's claims, each one statement for all of them
+# (`RowsStatement`). The claims are counted before anything else is written: fewer than given means
+# nothing may commit.
+_CLAIM_ROWS = RowsStatement(
+    "INSERT INTO operation (key, kind, subscriber_id, created_at) "
+    "SELECT key, kind, line_id, created_at FROM {rows} WHERE true ON CONFLICT (key) DO NOTHING",
+    ("key", "kind", "line_id", "created_at"), binds=_STAMP, changes_line="line_id")
+_POST_ROWS = {
+    account: RowsStatement(
+        f"UPDATE subscriber SET {column} = {column} + sums.total FROM "
+        "(SELECT line_id, SUM(delta) AS total FROM {rows} GROUP BY line_id) AS sums "
+        "WHERE subscriber.id = sums.line_id", ("line_id", "delta"), changes_line="line_id")
+    for account, column in _COLUMN.items()
+}
+_ENTRY_ROWS = RowsStatement(
     "INSERT INTO ledger_entry (operation_id, subscriber_id, account, delta_units, kind, created_at) "
-    "SELECT id, :line_id, :account, :delta, :entry_kind, :created_at FROM operation WHERE key = :key",
-    binds=_STAMP, changes_line="line_id")
+    "SELECT operation.id, claims.line_id, claims.account, claims.delta, claims.entry_kind, claims.created_at "
+    "FROM {rows} AS claims JOIN operation ON operation.key = claims.key",
+    ("key", "line_id", "account", "delta", "entry_kind", "created_at"), binds=_STAMP, changes_line="line_id")
 _CLAIMED_AMOUNT = DriverStatement(
     "SELECT COALESCE(SUM(e.delta_units), 0) FROM ledger_entry e JOIN operation o ON o.id = e.operation_id "
     "WHERE o.key = :key AND e.account IN ('balance', 'current')")
@@ -206,11 +213,11 @@ def _write_claims(uow, claims: list[dict]) -> None:
 
 def _write_claims_sqlite(uow, by_account: dict[str, list[dict]]) -> None:
     for account, held in by_account.items():
-        made = _CLAIM_EACH.run_many(uow, held)
+        made = _CLAIM_ROWS.run(uow, held)
         if made != len(held):
             uow.refuse_held(f"{len(held) - made} of {len(held)} held claims found their key taken")
-        _POST_EACH[account].run_many(uow, held)
-        _ENTRY_EACH.run_many(uow, held)
+        _POST_ROWS[account].run(uow, held)
+        _ENTRY_ROWS.run(uow, held)
 
 
 def _keep_current(line, account: str, new_value: int) -> None:

@@ -11,20 +11,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from .driver_sql import DriverStatement
+from .driver_sql import DriverStatement, RowsStatement
 from .lines import lock_with_reply
 from .models import Operation
 
 # A request that charged nothing has no operation yet: its answer claims one (kind "reply"). An
 # answer kept already is never replaced: a twin answered on another connection keeps the first.
-_KEEP = DriverStatement(
+# SQLite: a batch's answers as one statement over their rows (`RowsStatement`).
+_KEEP_ROWS = RowsStatement(
     "INSERT INTO operation (key, kind, subscriber_id, created_at, reply) "
-    "VALUES (:op_key, 'reply', NULL, :created_at, :op_reply) "
+    "SELECT op_key, 'reply', NULL, created_at, op_reply FROM {rows} WHERE true "
     "ON CONFLICT (key) DO UPDATE SET reply = excluded.reply WHERE operation.reply IS NULL",
-    binds={"created_at": Operation.__table__.c.created_at.type})
-# PostgreSQL: a batch's answers as one statement (psycopg's executemany runs pipeline mode, which
-# cost more of a serving process's CPU than the statements themselves), given as one JSON text made
-# in C rather than arrays the driver builds an element at a time.
+    ("op_key", "created_at", "op_reply"), binds={"created_at": Operation.__table__.c.created_at.type})
+# PostgreSQL: the same, given as one JSON text made in C rather than arrays the driver builds an
+# element at a time (psycopg's executemany runs pipeline mode, which cost more of a serving
+# process's CPU than the statements themselves).
 _KEEP_ALL = DriverStatement(
     "INSERT INTO operation (key, kind, subscriber_id, created_at, reply) "
     "SELECT op_key, 'reply', NULL, created_at, op_reply FROM json_to_recordset(CAST(:answers AS json)) "
@@ -59,11 +60,11 @@ def remember(uow, key: str, answer: dict) -> None:
 
 
 def _write(uow, answers: list[dict]) -> None:
-    if uow.driver().dialect.name != "postgresql":
-        _KEEP.run_many(uow, answers)  # SQLite's executemany is a loop in C
-        return
     first: dict[str, dict] = {}
-    for answer in answers:  # one row per key: a statement may not update a row twice
+    for answer in answers:  # one row per key (PostgreSQL: a statement may not update a row twice)
         first.setdefault(answer["op_key"], answer)
     kept = list(first.values())
+    if uow.driver().dialect.name != "postgresql":
+        _KEEP_ROWS.run(uow, kept)
+        return
     _KEEP_ALL.run(uow, {"answers": json.dumps(kept, default=datetime.isoformat)})

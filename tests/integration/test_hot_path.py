@@ -252,7 +252,7 @@ def test_a_batch_of_blank_sms_on_sqlite_is_four_statements_and_a_line_charged_tw
     assert "Balansınız: 4.98 AZN." in outcomes[1].result.text
     assert "Balansınız: 9.94 AZN." in outcomes[2].result.text
     start = next(i for i, sql in enumerate(sent) if sql.startswith("SELECT msisdn, id, msisdn"))
-    claims = [  # each statement run over all the claims held so far (executemany)
+    claims = [  # each one statement over all the claims held so far (RowsStatement)
         "INSERT INTO operation (key, kind, subscr",  # the claims
         "UPDATE subscriber SET balance_units = ba",  # their lines' balances
         "INSERT INTO ledger_entry (operation_id, ",  # their entries
