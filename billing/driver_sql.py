@@ -72,14 +72,12 @@ class DriverStatement:
         return uow.driver().run(self, params)
 
 
-
 class RowsStatement:
-    """SQLite: a write over the rows of a batch in one statement, where `executemany` runs one per
-    row. `{rows}` in the SQL stands for the rows as a table of `columns`; the text is rendered once
-    for each count of rows (`VALUES (?, ?), (?, ?), ...`). One statement steps once, and so lets the
-    GIL go once, where `executemany` steps once a row: with the batch's callers waking on the other
-    core, each let-go handed the GIL over (bench/README.md). `binds` and `changes_line` are
-    `DriverStatement`'s."""
+    """SQLite: a write over the rows of a batch in one statement, where `executemany` runs it once a
+    row (binding, stepping and resetting each time; 2-3% of a charge in a batch of 16,
+    bench/README.md). `{rows}` in the SQL stands for the rows as a table of `columns`; the text is
+    rendered once for each count of rows (`VALUES (?, ?), (?, ?), ...`). `binds` and `changes_line`
+    are `DriverStatement`'s."""
 
     def __init__(self, sql: str, columns: Iterable[str], *, binds: Mapping[str, TypeEngine] | None = None,
                  changes_line: str | None = None):

@@ -97,9 +97,9 @@ _CLAIMS_AND_POSTS = {
         "SELECT count(*) FROM claimed", changes_line="line_ids")
     for account, column in _COLUMN.items()
 }
-# SQLite: the same as three statements over the batch's claims, each one statement for all of them
-# (`RowsStatement`). The claims are counted before anything else is written: fewer than given means
-# nothing may commit.
+# SQLite: the same as three statements, each over all the batch's claims (`RowsStatement`). The
+# claims are counted before anything else is written: fewer than given means nothing may commit.
+# (`WHERE true`: SQLite's parser would read the ON of ON CONFLICT as a join's.)
 _CLAIM_ROWS = RowsStatement(
     "INSERT INTO operation (key, kind, subscriber_id, created_at) "
     "SELECT key, kind, line_id, created_at FROM {rows} WHERE true ON CONFLICT (key) DO NOTHING",
