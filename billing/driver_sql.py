@@ -44,7 +44,7 @@ class DriverStatement:
 
     def rendered(self, dialect: Dialect) -> "_Rendered":
         rendered = self._rendered.get(id(dialect))
-        if rendered is None:
+        if rendered is None or rendered.dialect is not dialect:
             rendered = self._rendered[id(dialect)] = _Rendered(self, dialect)
         return rendered
 
@@ -88,7 +88,7 @@ class RowsStatement:
         self.binds = dict(binds or {})
         self.changes_line = changes_line
         self._by_count: dict[int, str] = {}
-        self._converters: dict[int, tuple] = {}
+        self._converters: dict[int, tuple[Dialect, tuple]] = {}
 
     def rendered(self, count: int) -> str:
         sql = self._by_count.get(count)
@@ -101,14 +101,17 @@ class RowsStatement:
 
     def values(self, rows: list[dict], dialect: Dialect) -> list:
         """The rows' values in the order of the rendered text's parameters, converted by their types."""
-        pairs = self._converters.get(id(dialect))
-        if pairs is None:
+        cached = self._converters.get(id(dialect))
+        if cached is not None and cached[0] is dialect:  # the dialect kept: see _Rendered
+            pairs = cached[1]
+        else:
             pairs = []
             for name in self.columns:
                 kind = self.binds.get(name)
                 processor = kind.dialect_impl(dialect).bind_processor(dialect) if kind is not None else None
                 pairs.append((name, None if processor is None else _faster(kind, dialect, processor)))
-            pairs = self._converters[id(dialect)] = tuple(pairs)
+            pairs = tuple(pairs)
+            self._converters[id(dialect)] = (dialect, pairs)
         return [row[name] if convert is None else convert(row[name]) for row in rows for name, convert in pairs]
 
     def run(self, uow, rows: list[dict]) -> int:
@@ -120,6 +123,10 @@ class _Rendered:
     """A statement in one dialect: its SQL in the driver's parameter style and its conversions."""
 
     def __init__(self, statement: DriverStatement, dialect: Dialect):
+        # Kept, and compared, because the cache is keyed by id(): a dialect freed with its engine
+        # could leave its id to the next engine's, of another database (SQLite's `:name` text
+        # went to PostgreSQL once, in the suite).
+        self.dialect = dialect
         sql = statement.sql + (" FOR UPDATE" if statement.for_update and dialect.name != "sqlite" else "")
         if dialect.paramstyle in ("pyformat", "format"):
             self.sql = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
