@@ -5,6 +5,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 
 from billing import services, signin
 from billing.expiry import run_expiry_reminders, run_line_expiries
@@ -31,7 +32,8 @@ JOBS: list = [
 
 # The audit reads every ledger entry: every few minutes, not every tick. 0 audits every tick.
 AUDIT_INTERVAL_S = float(os.environ.get("SELFCARE_AUDIT_INTERVAL_S", "300"))
-_last_audit: dict[int, float] = {}
+# By the core itself, not its id(): a core freed (a test's) could leave its id to the next one.
+_last_audit: "weakref.WeakKeyDictionary[object, float]" = weakref.WeakKeyDictionary()
 
 
 def audit_now_and_then(core) -> int | str:
@@ -40,9 +42,9 @@ def audit_now_and_then(core) -> int | str:
     from selfcare import metrics
 
     started = time.monotonic()
-    if started - _last_audit.get(id(core), float("-inf")) < AUDIT_INTERVAL_S:
+    if started - _last_audit.get(core, float("-inf")) < AUDIT_INTERVAL_S:
         return "later"
-    _last_audit[id(core)] = started
+    _last_audit[core] = started
     try:
         with core.reader() as uow:
             problems = services.audit(uow)

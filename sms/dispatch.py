@@ -29,6 +29,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 from collections import OrderedDict
 from threading import Lock
 
@@ -263,12 +264,14 @@ class _CountingFailures:
             raise
 
 
-_dispatchers: dict[int, Dispatcher] = {}
+# By the core itself, not its id(): a core freed (a test's) could leave its id, and its dispatcher
+# with the transport of its day, to the next one.
+_dispatchers: "weakref.WeakKeyDictionary[object, Dispatcher]" = weakref.WeakKeyDictionary()
 
 
 def dispatch_outbox(core) -> int:
     """Worker job: send what the outbox holds through the transport the environment names."""
-    dispatcher = _dispatchers.get(id(core))
+    dispatcher = _dispatchers.get(core)
     if dispatcher is None:
-        dispatcher = _dispatchers[id(core)] = Dispatcher(transport_from_env())
+        dispatcher = _dispatchers[core] = Dispatcher(transport_from_env())
     return dispatcher.run(core)

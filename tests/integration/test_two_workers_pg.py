@@ -124,7 +124,7 @@ def run_workers(url: str, count: int, rounds: int = 2, jobs: list | None = None)
         assert failed == [], f"jobs failed: {failed}"
         if jobs is not None:
             jobs.extend(counts)
-        return [sms for core in cores for sms in dispatch._dispatchers.pop(id(core)).transport.sent]
+        return [sms for core in cores for sms in dispatch._dispatchers.pop(core).transport.sent]
     finally:
         for core in cores:
             core.dispose()
