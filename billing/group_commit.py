@@ -18,8 +18,12 @@ in every burst of 5,000 SMS (bench/README.md).
 
 Batches form on their own: whoever arrives while a batch runs waits for the next one, which the
 finished batch's runner hands to the first of them (so no caller runs more than its own batch and
-retries of it). Nobody waits for a batch to fill, and one caller alone switches no thread: it pays
-no more than a commit of its own.
+retries of it). One caller alone switches no thread and waits for nobody: it pays no more than a
+commit of its own. A batch that answered several callers lets the next one wait for them to come
+back with their next work, at most `linger_s` (PostgreSQL's `commit_delay`, which also waits only
+when other transactions are about): without it, the callers just woken ran their Python while the
+next batch ran, and every pass of the GIL between them and the runner, on two cores, woke a
+sleeping thread on the other one; with it, the batch runs alone, twice as big (bench/README.md).
 
 A batch (as `Core` makes them) first runs with its savepoints elided (none sent; on PostgreSQL a
 subtransaction a member cost the server more than the member's own statements, on SQLite they were
@@ -50,6 +54,7 @@ T = TypeVar("T")
 log = logging.getLogger("billing.group_commit")
 
 DEFAULT_MAX_BATCH = 64
+DEFAULT_LINGER_S = 0.001  # what a batch waits, at most, for the callers the one before answered
 MAX_SKIPS = 2  # batches a member may be left out of because its line was busy elsewhere
 
 
@@ -93,16 +98,20 @@ class GroupCommitter:
 
     `open_uow` opens the batch's unit of work; `retryable(exc)` says whether a function that failed
     may run again in the next batch (a deadlock another process's transaction caused), at most
-    `max_tries` times. `on_batch(seconds, members)`, when set, hears how long each batch took from
+    `max_tries` times; `linger_s`: how long a batch may wait for the callers the one before it
+    answered (0: never). `on_batch(seconds, members)`, when set, hears how long each batch took from
     BEGIN to COMMIT (selfcare.metrics sets it; billing does not know who listens).
     """
 
     def __init__(self, open_uow: Callable[[], object], *, max_batch: int = DEFAULT_MAX_BATCH,
                  retryable: Callable[[BaseException], bool] = lambda exc: False, max_tries: int = 3,
                  take_lines: Callable[[object, list[tuple[str, str | None]]], set[str]] | None = None,
-                 elide_savepoints: bool = False, lanes: int = 1):
+                 elide_savepoints: bool = False, lanes: int = 1, linger_s: float = DEFAULT_LINGER_S):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if linger_s < 0:
+            raise ValueError("linger_s must not be negative")
+        self.linger_s = linger_s
         if lanes < 1:
             raise ValueError("lanes must be at least 1")
         # Lanes: queues whose batches run side by side, each on its own connection, a member in the
@@ -171,6 +180,10 @@ class GroupCommitter:
             lane.queue.append(ticket)
             lead = not lane.running
             lane.running = True
+            if lane.returning:
+                lane.returning -= 1
+                if not lane.returning:
+                    lane.back.notify()
         if not lead:
             ticket.wait()
             if not ticket.lead:
@@ -183,6 +196,9 @@ class GroupCommitter:
         queue = lane.queue
         while not mine.done:  # more than once only when it is retried or its line was busy elsewhere
             with lane.mutex:
+                if lane.returning:
+                    lane.back.wait_for(lambda: not lane.returning, self.linger_s)
+                    lane.returning = 0  # those not back yet come to a later batch
                 batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch))]
             batch.sort(key=_lock_order)  # stable: twins of one request keep the order they came in
             try:
@@ -192,6 +208,8 @@ class GroupCommitter:
                 following = None
                 with lane.mutex:
                     queue.extendleft(reversed(again))
+                    answered = len(batch) - len(again)
+                    lane.returning = answered if answered > 1 and self.linger_s else 0
                     if not queue:
                         lane.running = False
                     elif mine.done:
@@ -302,14 +320,17 @@ class GroupCommitter:
 
 
 class _Lane:
-    """One queue of callers, and whether one of them runs (or was handed) its batch."""
+    """One queue of callers, whether one of them runs (or was handed) its batch, and how many of the
+    callers the last batch answered have not submitted again (`back` is told when none is left)."""
 
-    __slots__ = ("mutex", "queue", "running")
+    __slots__ = ("mutex", "queue", "running", "returning", "back")
 
     def __init__(self):
         self.mutex = threading.Lock()
         self.queue: deque[_Ticket] = deque()
         self.running = False
+        self.returning = 0
+        self.back = threading.Condition(self.mutex)
 
 
 class _RunAgain(Exception):

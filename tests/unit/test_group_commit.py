@@ -1,6 +1,7 @@
 """Group commit's rules on a real SQLite unit of work (the shared behaviour on PostgreSQL is in
 tests/integration/test_group_commit.py)."""
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from billing import lines, services
 from billing.errors import InsufficientBalance
 from billing.group_commit import GroupCommitter
-from tests.unit.group_commit_support import in_one_batch
+from tests.unit.group_commit_support import _until, in_one_batch
 
 PRE, POOR = "+994501234567", "+994501111111"
 
@@ -162,3 +163,66 @@ def test_answer_once_names_the_line_by_its_e164_number_and_the_key_it_recalls(li
     services.answer_once(lines_open, "k-2", lambda uow: {"text": "b"}, line="not a number")
     services.answer_once(lines_open, "k-3", lambda uow: {"text": "c"})
     assert named == [("+994501234567", "k-1"), (None, "k-2"), (None, "k-3")]
+
+
+def _sizes(committer) -> list[int]:
+    sizes = []
+    run = committer._run
+    committer._run = lambda batch: (sizes.append(len(batch)), run(batch))[1]
+    return sizes
+
+
+def _charge(n):
+    return lambda uow: services.charge_sms(uow, PRE, "2112", f"again-{n}")
+
+
+def _two_answered_in_one_batch(committer) -> None:
+    gate, held = threading.Event(), threading.Event()
+    holder = threading.Thread(target=committer.submit, args=(lambda uow: (held.set(), gate.wait(10)),))
+    holder.start()
+    assert held.wait(10)
+    callers = [threading.Thread(target=committer.submit, args=(_charge(n),)) for n in (1, 2)]
+    for caller in callers:
+        caller.start()
+    _until(lambda: committer.waiting() == 2, "two callers to queue behind the holder")
+    gate.set()
+    for thread in [holder, *callers]:
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_a_batch_that_answered_several_callers_waits_for_them_to_come_back_before_the_next(lines_open):
+    committer = lines_open.group_commit
+    committer.linger_s = 60  # nothing but their coming back can start the next batch
+    _two_answered_in_one_batch(committer)
+    sizes = _sizes(committer)
+    again = [threading.Thread(target=committer.submit, args=(_charge(n),)) for n in (3, 4)]
+    again[0].start()
+    _until(lambda: committer.waiting() == 1, "the first caller back to wait for the second")
+    again[1].start()
+    for thread in again:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert sizes == [2]
+    assert balance(lines_open) == Decimal("9.92")
+
+
+def test_callers_that_do_not_come_back_hold_the_next_batch_no_longer_than_its_linger(lines_open):
+    committer = lines_open.group_commit
+    committer.linger_s = 0.05
+    _two_answered_in_one_batch(committer)
+    sizes = _sizes(committer)
+    started = time.monotonic()
+    assert committer.submit(_charge(3)).fee == Decimal("0.02")
+    assert time.monotonic() - started >= 0.05  # it waited for the other caller, then went alone
+    assert sizes == [1]
+    assert balance(lines_open) == Decimal("9.94")
+
+
+def test_a_lone_caller_waits_for_nobody(lines_open):
+    committer = lines_open.group_commit
+    committer.linger_s = 60
+    sizes = _sizes(committer)
+    for n in range(3):
+        committer.submit(_charge(n))
+    assert sizes == [1, 1, 1]
