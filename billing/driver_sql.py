@@ -40,13 +40,10 @@ class DriverStatement:
         self.binds = dict(binds or {})
         self.columns = tuple(columns or ())
         self.names = tuple(column.name for column in self.columns)
-        self._rendered: dict[int, _Rendered] = {}
+        self._rendered: dict[int, tuple[Dialect, _Rendered]] = {}
 
     def rendered(self, dialect: Dialect) -> "_Rendered":
-        rendered = self._rendered.get(id(dialect))
-        if rendered is None or rendered.dialect is not dialect:
-            rendered = self._rendered[id(dialect)] = _Rendered(self, dialect)
-        return rendered
+        return _for_dialect(self._rendered, dialect, lambda: _Rendered(self, dialect))
 
     # -- running it on a unit of work's transaction ----------------------------------------------
 
@@ -101,17 +98,9 @@ class RowsStatement:
 
     def values(self, rows: list[dict], dialect: Dialect) -> list:
         """The rows' values in the order of the rendered text's parameters, converted by their types."""
-        cached = self._converters.get(id(dialect))
-        if cached is not None and cached[0] is dialect:  # the dialect kept: see _Rendered
-            pairs = cached[1]
-        else:
-            pairs = []
-            for name in self.columns:
-                kind = self.binds.get(name)
-                processor = kind.dialect_impl(dialect).bind_processor(dialect) if kind is not None else None
-                pairs.append((name, None if processor is None else _faster(kind, dialect, processor)))
-            pairs = tuple(pairs)
-            self._converters[id(dialect)] = (dialect, pairs)
+        pairs = _for_dialect(self._converters, dialect, lambda: tuple(
+            (name, _bind_processor(self.binds[name], dialect) if name in self.binds else None)
+            for name in self.columns))
         return [row[name] if convert is None else convert(row[name]) for row in rows for name, convert in pairs]
 
     def run(self, uow, rows: list[dict]) -> int:
@@ -123,10 +112,6 @@ class _Rendered:
     """A statement in one dialect: its SQL in the driver's parameter style and its conversions."""
 
     def __init__(self, statement: DriverStatement, dialect: Dialect):
-        # Kept, and compared, because the cache is keyed by id(): a dialect freed with its engine
-        # could leave its id to the next engine's, of another database (SQLite's `:name` text
-        # went to PostgreSQL once, in the suite).
-        self.dialect = dialect
         sql = statement.sql + (" FOR UPDATE" if statement.for_update and dialect.name != "sqlite" else "")
         if dialect.paramstyle in ("pyformat", "format"):
             self.sql = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
@@ -135,8 +120,8 @@ class _Rendered:
             self.sql = sql
         else:
             raise NotImplementedError(f"driver parameter style {dialect.paramstyle!r}")
-        self.bind = tuple((name, _faster(kind, dialect, processor)) for name, kind in statement.binds.items()
-                          if (processor := kind.dialect_impl(dialect).bind_processor(dialect)) is not None)
+        self.bind = tuple((name, processor) for name, kind in statement.binds.items()
+                          if (processor := _bind_processor(kind, dialect)) is not None)
         processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
                       for column in statement.columns]
         self.convert = tuple((index, processor) for index, processor in enumerate(processors) if processor)
@@ -190,6 +175,22 @@ def watch_other_statements(engine) -> None:
                 driver.send_deferred()
             if driver._elided and _statement.lstrip()[:7].upper() != "SELECT ":
                 driver.before_write()
+
+
+def _for_dialect(cache: dict, dialect: Dialect, make: Callable[[], object]):
+    """What `make()` gave for this dialect, made once. The cache is keyed by id() and keeps the
+    dialect beside it, compared: a dialect freed with its engine could leave its id to the next
+    engine's, of another database (SQLite's `:name` text went to PostgreSQL once, in the suite)."""
+    cached = cache.get(id(dialect))
+    if cached is None or cached[0] is not dialect:
+        cached = cache[id(dialect)] = (dialect, make())
+    return cached[1]
+
+
+def _bind_processor(kind: TypeEngine, dialect: Dialect):
+    """How a value of `kind` goes to this dialect's driver; None when as it is."""
+    processor = kind.dialect_impl(dialect).bind_processor(dialect)
+    return None if processor is None else _faster(kind, dialect, processor)
 
 
 def _faster(kind: TypeEngine, dialect: Dialect, processor):
