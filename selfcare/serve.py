@@ -196,6 +196,18 @@ def serving_process_app(db_url: str, clock, settings: Settings, lanes: int = 1):
     return create_app(core, settings)
 
 
+class SignalSafeEvent(threading.Event):
+    """An Event a signal handler may set. Granian's supervisor sets its main loop's Event from its
+    SIGTERM handler, which Python runs in the main thread, between two bytecodes; when that thread
+    was just leaving `Event.wait` (woken by a serving process's exit: a process manager signals the
+    whole tree at once) it held the Event's lock, and `set` waited for the lock its own thread held:
+    the tree never stopped. A re-entrant lock lets the handler through."""
+
+    def __init__(self):
+        super().__init__()
+        self._cond = threading.Condition(threading.RLock())
+
+
 def _granian_tree():
     """Granian's process supervisor, with the worker and the ready line beside it in the parent."""
     from granian.server.mp import MPServer
@@ -207,6 +219,10 @@ def _granian_tree():
         log_listener: QueueListener | None = None
         metrics_dir: str = ""
         metrics_dir_created: bool = False
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.main_loop_interrupt = SignalSafeEvent()
 
         def startup(self, spawn_target, target_loader):
             # Forks the serving processes: nothing in this process runs a thread before it.
